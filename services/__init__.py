@@ -1,0 +1,1 @@
+"""The ticketmesh services, one package each."""

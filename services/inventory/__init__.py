@@ -1,0 +1,1 @@
+"""Inventory: events, ticket types, stock and the holds on it."""

@@ -1,0 +1,213 @@
+"""Inventory's gRPC servicers: translate protos to domain calls and back; no SQL here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import money_pb2
+from ticketing.inventory.v1 import (
+    inventory_service_pb2 as inv,
+)
+from ticketing.inventory.v1 import (
+    inventory_service_pb2_grpc as inv_grpc,
+)
+from ticketing.inventory.v1 import (
+    reservation_service_pb2 as res,
+)
+from ticketing.inventory.v1 import (
+    reservation_service_pb2_grpc as res_grpc,
+)
+from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
+
+from services.inventory import metrics
+from services.inventory.domain import (
+    Event,
+    EventSpec,
+    Price,
+    Reservation,
+    Stock,
+    Strategy,
+    TicketTypeSpec,
+    check_event,
+    new_event_id,
+)
+from services.inventory.store import InventoryStore
+from services.inventory.watch import AvailabilityHub
+from ticketmesh import idempotency, paging
+from ticketmesh.errors import InvalidArgument, ServiceError
+
+
+def _ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _money(price: Price) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=price.currency, units=price.units, nanos=price.nanos)
+
+
+def _event_pb(event: Event) -> inv.Event:
+    return inv.Event(
+        id=event.id,
+        display_name=event.display_name,
+        venue=event.venue,
+        start_time=_ts(event.start_time),
+        ticket_types=[
+            inv.TicketType(name=tt.name, price=_money(tt.price), capacity=tt.capacity)
+            for tt in event.ticket_types
+        ],
+        create_time=_ts(event.create_time),
+    )
+
+
+def _availability_pb(event_id: str, stock: list[Stock], read_time: datetime) -> inv.Availability:
+    return inv.Availability(
+        event_id=event_id,
+        ticket_types=[
+            inv.TicketTypeAvailability(
+                ticket_type=s.ticket_type,
+                capacity=s.capacity,
+                available=s.available,
+                held=s.held,
+                sold=s.sold,
+            )
+            for s in stock
+        ],
+        read_time=_ts(read_time),
+    )
+
+
+def _reservation_pb(r: Reservation) -> res.Reservation:
+    return res.Reservation(
+        id=r.id,
+        event_id=r.event_id,
+        ticket_type=r.ticket_type,
+        quantity=r.quantity,
+        state=res.Reservation.State.Value(r.state.value),  # type: ignore[arg-type]
+        unit_price=_money(r.unit_price),
+        create_time=_ts(r.create_time),
+        update_time=_ts(r.update_time),
+    )
+
+
+def strategy_from_pb(value: int) -> Strategy:
+    if value == strategy_pb2.RESERVATION_STRATEGY_UNSPECIFIED:
+        return Strategy.COMPARE_AND_SET
+    return Strategy(strategy_pb2.ReservationStrategy.Name(value))
+
+
+class InventoryApi(inv_grpc.InventoryServiceServicer):
+    """The public InventoryService."""
+
+    def __init__(self, store: InventoryStore, hub: AvailabilityHub, replica: str):
+        self.store = store
+        self.hub = hub
+        self.whoami = inv.WhoAmIResponse(
+            service="inventory", replica=replica, host=socket.gethostname(), pid=os.getpid()
+        )
+
+    async def WhoAmI(
+        self, request: inv.WhoAmIRequest, context: grpc.aio.ServicerContext
+    ) -> inv.WhoAmIResponse:
+        return self.whoami
+
+    async def CreateEvent(
+        self, request: inv.CreateEventRequest, context: grpc.aio.ServicerContext
+    ) -> inv.Event:
+        key = idempotency.request_key(request.request_id, context)
+        e = request.event
+        spec = EventSpec(
+            id=e.id or new_event_id(),
+            display_name=e.display_name,
+            venue=e.venue,
+            start_time=e.start_time.ToDatetime(tzinfo=UTC) if e.HasField("start_time") else None,
+            ticket_types=tuple(
+                TicketTypeSpec(
+                    tt.name, Price(tt.price.currency_code, tt.price.units, tt.price.nanos), tt.capacity
+                )
+                for tt in e.ticket_types
+            ),
+        )
+        check_event(spec)
+        event, replayed = await self.store.create_event(spec, key, idempotency.fingerprint(request))
+        if replayed:
+            await idempotency.mark_replayed(context)
+        return _event_pb(event)
+
+    async def GetEvent(self, request: inv.GetEventRequest, context: grpc.aio.ServicerContext) -> inv.Event:
+        return _event_pb(await self.store.get_event(request.event_id))
+
+    async def ListEvents(
+        self, request: inv.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> inv.ListEventsResponse:
+        size = paging.page_size(request.page_size)
+        position = paging.decode_token(request.page_token) or {"seq": 0}
+        after = position.get("seq")
+        if not isinstance(after, int):
+            raise InvalidArgument([("page_token", "is not a token this API gave out")])
+        rows = await self.store.list_events(after, size + 1)
+        page, more = rows[:size], len(rows) > size
+        return inv.ListEventsResponse(
+            events=[_event_pb(event) for _, event in page],
+            next_page_token=paging.encode_token({"seq": page[-1][0]}) if more else "",
+        )
+
+    async def GetAvailability(
+        self, request: inv.GetAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> inv.Availability:
+        stock, read_time = await self.store.availability(request.event_id)
+        return _availability_pb(request.event_id, stock, read_time)
+
+    async def WatchAvailability(
+        self, request: inv.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[inv.Availability]:
+        async for stock, read_time in self.hub.watch(request.event_id):
+            yield _availability_pb(request.event_id, stock, read_time)
+
+
+class ReservationApi(res_grpc.ReservationServiceServicer):
+    """The mesh-only ReservationService: idempotent by reservation id."""
+
+    def __init__(self, store: InventoryStore):
+        self.store = store
+
+    async def Reserve(
+        self, request: res.ReserveRequest, context: grpc.aio.ServicerContext
+    ) -> res.Reservation:
+        strategy = strategy_from_pb(request.strategy)
+        labels = (request.event_id, request.ticket_type)
+        try:
+            reservation, conflicts = await self.store.reserve(
+                request.reservation_id, request.event_id, request.ticket_type, request.quantity, strategy
+            )
+        except ServiceError as err:
+            if err.reason == "SOLD_OUT":
+                metrics.RESERVATION_CONFLICTS.labels(*labels, "sold_out").inc()
+            raise
+        if conflicts:
+            metrics.RESERVATION_CONFLICTS.labels(*labels, "version_conflict").inc(conflicts)
+        metrics.TICKETS_RESERVED.labels(*labels, strategy.value).inc(request.quantity)
+        return _reservation_pb(reservation)
+
+    async def Release(
+        self, request: res.ReleaseRequest, context: grpc.aio.ServicerContext
+    ) -> res.Reservation:
+        return _reservation_pb(await self.store.release(request.reservation_id))
+
+    async def Confirm(
+        self, request: res.ConfirmRequest, context: grpc.aio.ServicerContext
+    ) -> res.Reservation:
+        return _reservation_pb(await self.store.confirm(request.reservation_id))
+
+    async def GetReservation(
+        self, request: res.GetReservationRequest, context: grpc.aio.ServicerContext
+    ) -> res.Reservation:
+        return _reservation_pb(await self.store.get_reservation(request.reservation_id))

@@ -1,0 +1,93 @@
+"""Typed errors that domain code raises, and their mapping to gRPC status with rich details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "ticketing"
+
+
+class ServiceError(Exception):
+    """An answer that is not a success: a gRPC code, a reason from DESIGN.md, and metadata."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+
+    def details(self) -> list[any_pb2.Any]:
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata))
+        return [info]
+
+    def to_status(self) -> status_pb2.Status:
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details())
+
+
+class InvalidArgument(ServiceError):
+    """Bad input; carries one violation per field (google.rpc.BadRequest)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Sequence[tuple[str, str]], message: str | None = None):
+        text = message or "; ".join(f"{field}: {why}" for field, why in violations)
+        super().__init__(text)
+        self.violations = list(violations)
+
+    def details(self) -> list[any_pb2.Any]:
+        bad = any_pb2.Any()
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in self.violations
+                ]
+            )
+        )
+        return [*super().details(), bad]
+
+
+class NotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(ServiceError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+
+
+class Aborted(ServiceError):
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
+class FailedPrecondition(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "FAILED_PRECONDITION"
+
+
+class Unavailable(ServiceError):
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(ServiceError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+class Internal(ServiceError):
+    """Something unexpected; the message never carries the cause, which is logged instead."""
+
+
+assert code_pb2.OK == 0  # google.rpc.Code and grpc.StatusCode share their numbers.

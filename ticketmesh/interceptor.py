@@ -1,0 +1,158 @@
+"""One server interceptor for every service: binds the log context, checks the deadline, validates
+the request against its protovalidate rules, maps errors to status + details, and records metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import protovalidate
+import psycopg
+from grpc_status import rpc_status
+from loguru import logger
+from psycopg_pool import PoolTimeout
+
+from ticketmesh import context, metrics
+from ticketmesh.errors import DeadlineExceeded, Internal, InvalidArgument, ServiceError, Unavailable
+
+_validator = protovalidate.Validator()
+
+
+def _field_path(violation: protovalidate.Violation) -> str:
+    # protovalidate answers with protobuf-py messages; a subscript is a Oneof(field, value) or None.
+    parts: list[str] = []
+    path: Any = violation.proto.field
+    for element in path.elements if path is not None else ():
+        subscript = element.subscript
+        parts.append(element.field_name + (f"[{subscript.value}]" if subscript is not None else ""))
+    return ".".join(parts)
+
+
+def validate(request: Any) -> None:
+    """Raises InvalidArgument naming every field that breaks the message's rules."""
+    violations = _validator.collect_violations(request)
+    if violations:
+        raise InvalidArgument([(_field_path(v) or "request", v.proto.message) for v in violations])
+
+
+def _as_service_error(exc: BaseException) -> ServiceError:
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, psycopg.OperationalError | PoolTimeout):
+        logger.warning("database unavailable: {}", exc)
+        return Unavailable("the database is unavailable, try again", reason="DATABASE_UNAVAILABLE")
+    logger.opt(exception=exc).error("unexpected error")
+    return Internal("internal error")
+
+
+async def _abort(ctx: grpc.aio.ServicerContext, err: ServiceError) -> None:
+    status = rpc_status.to_status(err.to_status())
+    await ctx.abort(status.code, status.details, status.trailing_metadata)
+
+
+class _Call:
+    """What one intercepted call needs to know about itself."""
+
+    def __init__(self, method: str, kind: str, ctx: grpc.aio.ServicerContext):
+        _, self.service, self.method = method.split("/")
+        self.kind = kind
+        self.ctx = ctx
+        self.code = grpc.StatusCode.OK
+        self.start = time.perf_counter()
+        metadata = dict(ctx.invocation_metadata() or ())
+        context.request_id.set(str(metadata.get("x-request-id", "")))
+        remaining = ctx.time_remaining()
+        context.deadline.set(None if remaining is None else time.monotonic() + remaining)
+        metrics.GRPC_STARTED.labels(kind, self.service, self.method).inc()
+
+    def check(self, request: Any) -> None:
+        remaining = self.ctx.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("the deadline passed before the call started")
+        validate(request)
+
+    async def fail(self, exc: BaseException) -> None:
+        err = _as_service_error(exc)
+        self.code = err.code
+        await _abort(self.ctx, err)
+
+    def finish(self) -> None:
+        metrics.GRPC_HANDLED.labels(self.kind, self.service, self.method, self.code.name).inc()
+        metrics.GRPC_HANDLING_SECONDS.labels(self.kind, self.service, self.method).observe(
+            time.perf_counter() - self.start
+        )
+
+
+def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def behavior(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, "unary", ctx)
+        with logger.contextualize(method=call.method, request_id=context.request_id.get()):
+            try:
+                call.check(request)
+                return await inner(request, ctx)
+            except asyncio.CancelledError:
+                call.code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                call.code = ctx.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:
+                await call.fail(exc)
+            finally:
+                call.finish()
+
+    return behavior
+
+
+def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def behavior(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, "server_stream", ctx)
+        with logger.contextualize(method=call.method, request_id=context.request_id.get()):
+            try:
+                call.check(request)
+                async for item in inner(request, ctx):
+                    yield item
+            except asyncio.CancelledError:
+                call.code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                call.code = ctx.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:
+                await call.fail(exc)
+            finally:
+                call.finish()
+
+    return behavior
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every unary and server-streaming handler; health and reflection pass through."""
+
+    _PASS_THROUGH = ("/grpc.health.", "/grpc.reflection.")
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(self._PASS_THROUGH):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
