@@ -1,0 +1,57 @@
+"""Inventory's pure rules."""
+
+import pytest
+
+from services.inventory.domain import EventSpec, Price, TicketTypeSpec, check_event, new_event_id, sold_out
+from ticketmesh.errors import InvalidArgument
+
+
+def _spec(*types: TicketTypeSpec) -> EventSpec:
+    return EventSpec("EVNT-TEST", "Test", "", None, types)
+
+
+def test_event_codes_are_unique_and_well_formed() -> None:
+    codes = {new_event_id() for _ in range(1000)}
+    assert len(codes) == 1000
+    assert all(code.startswith("EVNT-") and code.upper() == code for code in codes)
+
+
+def test_valid_event_passes() -> None:
+    check_event(
+        _spec(TicketTypeSpec("GA", Price("EUR", 50, 0), 100), TicketTypeSpec("VIP", Price("EUR", 120, 0), 5))
+    )
+
+
+def test_duplicate_ticket_type_names_are_rejected() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        check_event(
+            _spec(TicketTypeSpec("GA", Price("EUR", 1, 0), 1), TicketTypeSpec("GA", Price("EUR", 1, 0), 1))
+        )
+    assert err.value.violations[0][0] == "event.ticket_types[1].name"
+
+
+@pytest.mark.parametrize(
+    ("price", "field"),
+    [
+        (Price("eur", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Price("EURO", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Price("EUR", -1, 0), "event.ticket_types[0].price"),
+    ],
+)
+def test_bad_prices_are_rejected(price: Price, field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        check_event(_spec(TicketTypeSpec("GA", price, 1)))
+    assert err.value.violations[0][0] == field
+
+
+def test_mixed_currencies_are_rejected() -> None:
+    with pytest.raises(InvalidArgument):
+        check_event(
+            _spec(TicketTypeSpec("A", Price("EUR", 1, 0), 1), TicketTypeSpec("B", Price("USD", 1, 0), 1))
+        )
+
+
+def test_sold_out_carries_what_is_left() -> None:
+    err = sold_out(3, 5)
+    assert err.reason == "SOLD_OUT"
+    assert err.metadata == {"available": "3"}

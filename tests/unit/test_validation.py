@@ -1,0 +1,37 @@
+"""protovalidate rules in the protos reach clients as INVALID_ARGUMENT with field violations."""
+
+import pytest
+from ticketing.inventory.v1 import inventory_service_pb2 as inv
+from ticketing.inventory.v1 import reservation_service_pb2 as res
+
+from ticketmesh.errors import InvalidArgument
+from ticketmesh.interceptor import validate
+
+
+def test_valid_request_passes() -> None:
+    validate(res.ReserveRequest(reservation_id="o1", event_id="E-1", ticket_type="GA", quantity=1))
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 1001, 2**31 - 1])
+def test_quantity_out_of_range_names_the_field(quantity: int) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        validate(res.ReserveRequest(reservation_id="o1", event_id="E-1", ticket_type="GA", quantity=quantity))
+    assert [field for field, _ in err.value.violations] == ["quantity"]
+
+
+def test_nested_violations_have_paths() -> None:
+    request = inv.CreateEventRequest(
+        event=inv.Event(display_name="", ticket_types=[inv.TicketType(name="GA", capacity=-1)])
+    )
+    with pytest.raises(InvalidArgument) as err:
+        validate(request)
+    fields = {field for field, _ in err.value.violations}
+    assert fields == {"event.display_name", "event.ticket_types[0].price", "event.ticket_types[0].capacity"}
+
+
+def test_status_carries_error_info_and_bad_request() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        validate(inv.CreateEventRequest())
+    status = err.value.to_status()
+    kinds = [detail.type_url.rsplit("/", 1)[1] for detail in status.details]
+    assert kinds == ["google.rpc.ErrorInfo", "google.rpc.BadRequest"]
