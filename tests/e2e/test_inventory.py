@@ -231,7 +231,7 @@ async def test_duplicate_event_id_is_409(rest: httpx.AsyncClient) -> None:
 async def test_bad_event_is_400_naming_the_field(rest: httpx.AsyncClient, body: dict, field: str) -> None:
     reply = await rest.post("/v1/events", json=body)
     assert reply.status_code == 400, reply.text
-    violations = [d for d in reply.json()["details"] if d["@type"].endswith("BadRequest")][0][
+    violations = next(d for d in reply.json()["details"] if d["@type"].endswith("BadRequest"))[
         "fieldViolations"
     ]
     assert field in [v["field"] for v in violations]
