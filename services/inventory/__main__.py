@@ -8,12 +8,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import grpc
-from ticketing.inventory.v1 import inventory_service_pb2_grpc, reservation_service_pb2_grpc
 
 from services.inventory.api import InventoryApi, ReservationApi
 from services.inventory.config import InventorySettings
 from services.inventory.store import InventoryStore
 from services.inventory.watch import AvailabilityHub
+from ticketing.inventory.v1 import inventory_service_pb2_grpc, reservation_service_pb2_grpc
 from ticketmesh import db, migrate
 from ticketmesh.logs import configure_logging
 from ticketmesh.server import serve

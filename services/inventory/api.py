@@ -10,19 +10,6 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
-from ticketing.inventory.v1 import (
-    inventory_service_pb2 as inv,
-)
-from ticketing.inventory.v1 import (
-    inventory_service_pb2_grpc as inv_grpc,
-)
-from ticketing.inventory.v1 import (
-    reservation_service_pb2 as res,
-)
-from ticketing.inventory.v1 import (
-    reservation_service_pb2_grpc as res_grpc,
-)
-from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
 
 from services.inventory import metrics
 from services.inventory.domain import (
@@ -38,6 +25,19 @@ from services.inventory.domain import (
 )
 from services.inventory.store import InventoryStore
 from services.inventory.watch import AvailabilityHub
+from ticketing.inventory.v1 import (
+    inventory_service_pb2 as inv,
+)
+from ticketing.inventory.v1 import (
+    inventory_service_pb2_grpc as inv_grpc,
+)
+from ticketing.inventory.v1 import (
+    reservation_service_pb2 as res,
+)
+from ticketing.inventory.v1 import (
+    reservation_service_pb2_grpc as res_grpc,
+)
+from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
 from ticketmesh import idempotency, paging
 from ticketmesh.errors import InvalidArgument, ServiceError
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketing.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 from ticketing.inventory.v1 import reservation_service_pb2 as res
 from ticketing.inventory.v1 import reservation_service_pb2_grpc as res_grpc
 from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
-
 from ticketmesh.server import PUBLIC_SERVICES
 
 

@@ -1,9 +1,9 @@
 """protovalidate rules in the protos reach clients as INVALID_ARGUMENT with field violations."""
 
 import pytest
+
 from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketing.inventory.v1 import reservation_service_pb2 as res
-
 from ticketmesh.errors import InvalidArgument
 from ticketmesh.interceptor import validate
 

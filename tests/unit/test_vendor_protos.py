@@ -1,8 +1,8 @@
 """The validate.proto we print from protovalidate's descriptor compiles to the same structure."""
 
-from buf.validate import validate_pb2
 from google.protobuf import descriptor_pb2
 
+from buf.validate import validate_pb2
 from tools.vendor_protos import _validate_descriptor
 
 
