@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
 import nats
 from loguru import logger
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError
 
 # One stream per publishing service (DESIGN.md).
@@ -60,3 +61,51 @@ async def ensure_streams(js: JetStreamContext, names: Sequence[str] = tuple(STRE
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+
+
+# Handles one message; raising means "not done": it is redelivered, up to max_deliver times.
+Handler = Callable[[Msg], Awaitable[None]]
+# Records a message that kept failing, so it is kept for people to look at and no longer retried.
+DeadLetter = Callable[[Msg, Exception], Awaitable[None]]
+
+
+async def consume(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    handle: Handler,
+    dead_letter: DeadLetter,
+    max_deliver: int = 5,
+    batch: int = 32,
+) -> None:
+    """Consumes with a durable pull consumer: ack after `handle` commits its effect, so a crash
+    before the ack redelivers. Handlers must be idempotent (keyed on the message's event id);
+    that makes delivery at-least-once and the effect exactly once."""
+    sub = await js.pull_subscribe(
+        subject,
+        durable=durable,
+        stream=stream,
+        config=ConsumerConfig(ack_wait=30, max_deliver=max_deliver + 1, ack_policy=AckPolicy.EXPLICIT),
+    )
+    while True:
+        try:
+            messages = await sub.fetch(batch, timeout=1)
+        except nats.errors.TimeoutError:
+            continue
+        for msg in messages:
+            try:
+                await handle(msg)
+            except Exception as exc:
+                if msg.metadata.num_delivered >= max_deliver:
+                    logger.opt(exception=exc).error("dead letter after {} deliveries", max_deliver)
+                    await dead_letter(msg, exc)
+                    await msg.term()
+                else:
+                    logger.warning(
+                        "handler failed (delivery {}), will retry: {}", msg.metadata.num_delivered, exc
+                    )
+                    await msg.nak(delay=min(2.0**msg.metadata.num_delivered, 30.0))
+                continue
+            await msg.ack()
