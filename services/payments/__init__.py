@@ -1,0 +1,1 @@
+"""Payments: the simulated gateway's charges, and the failure-injection mode shared by its processes."""

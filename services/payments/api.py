@@ -1,0 +1,143 @@
+"""Payments' gRPC servicers: translate protos to domain calls and back; no SQL here."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import money_pb2
+
+from services.payments import metrics
+from services.payments.domain import (
+    Amount,
+    Charge,
+    ChargeRequest,
+    Method,
+    Mode,
+    RandomSource,
+    check_amount,
+    choose_outcome,
+    gateway_fails,
+    gateway_unavailable,
+    new_charge_id,
+)
+from services.payments.store import PaymentsStore
+from ticketing.payments.v1 import payment_admin_service_pb2 as admin
+from ticketing.payments.v1 import payment_admin_service_pb2_grpc as admin_grpc
+from ticketing.payments.v1 import payment_service_pb2 as pay
+from ticketing.payments.v1 import payment_service_pb2_grpc as pay_grpc
+from ticketing.type.v1 import payment_method_pb2
+from ticketmesh import idempotency
+from ticketmesh.errors import ServiceError
+from ticketmesh.idempotency import reused
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _charge_pb(c: Charge) -> pay.Charge:
+    return pay.Charge(
+        id=c.id,
+        key=c.key,
+        order_id=c.order_id,
+        amount=money_pb2.Money(currency_code=c.amount.currency, units=c.amount.units, nanos=c.amount.nanos),
+        method=c.method.value,  # enum fields take their value names
+        status=c.status.value,
+        decline_reason=c.decline_reason,
+        create_time=_ts(c.create_time),
+        update_time=_ts(c.update_time),
+    )
+
+
+def _mode_pb(mode: Mode) -> admin.Mode:
+    return admin.Mode(
+        failure_rate=mode.failure_rate,
+        decline_rate=mode.decline_rate,
+        latency_ms=mode.latency_ms,
+        settle_delay_ms=mode.settle_delay_ms,
+    )
+
+
+def charge_request_from_pb(request: pay.CreateChargeRequest) -> ChargeRequest:
+    a = request.amount
+    return ChargeRequest(
+        key=request.key,
+        order_id=request.order_id,
+        amount=Amount(a.currency_code, a.units, a.nanos),
+        method=Method(payment_method_pb2.PaymentMethod.Name(request.method)),
+    )
+
+
+class PaymentApi(pay_grpc.PaymentServiceServicer):
+    """The mesh-only PaymentService: a simulated gateway, idempotent by charge key."""
+
+    def __init__(self, store: PaymentsStore, rng: RandomSource | None = None):
+        self.store = store
+        self.rng: RandomSource = rng or random.Random()
+
+    async def CreateCharge(
+        self, request: pay.CreateChargeRequest, context: grpc.aio.ServicerContext
+    ) -> pay.Charge:
+        ask = charge_request_from_pb(request)
+        check_amount(ask.amount)
+        method = ask.method.value
+        existing = await self.store.find_by_key(ask.key)
+        if existing is not None:
+            if not existing.answers(ask):
+                raise reused(ask.key)
+            metrics.PAYMENTS.labels(method, "replayed").inc()
+            await idempotency.mark_replayed(context)
+            return _charge_pb(existing)
+
+        mode = await self.store.mode()
+        if mode.latency_ms:
+            await asyncio.sleep(mode.latency_ms / 1000)
+        # Before anything is written: a failed call leaves no trace, so a retry with its key is safe.
+        if gateway_fails(mode, self.rng):
+            metrics.PAYMENTS.labels(method, "unavailable").inc()
+            raise gateway_unavailable()
+        outcome = choose_outcome(ask.method, mode, self.rng)
+        # A BANK_TRANSFER charge stays PENDING: settling it after mode.settle_delay_ms and publishing
+        # ticketing.payments.charge.settled.v1 (through an outbox) is not built yet.
+        try:
+            charge, replayed = await self.store.insert_charge(new_charge_id(), ask, outcome)
+        except ServiceError as err:
+            if err.reason == "ORDER_ALREADY_CHARGED":
+                metrics.PAYMENTS.labels(method, "already_charged").inc()
+            raise
+        if replayed:
+            metrics.PAYMENTS.labels(method, "replayed").inc()
+            await idempotency.mark_replayed(context)
+        else:
+            metrics.PAYMENTS.labels(method, charge.status.value.lower()).inc()
+        return _charge_pb(charge)
+
+    async def RefundCharge(
+        self, request: pay.RefundChargeRequest, context: grpc.aio.ServicerContext
+    ) -> pay.Charge:
+        return _charge_pb(await self.store.refund(request.charge_id))
+
+    async def GetCharge(self, request: pay.GetChargeRequest, context: grpc.aio.ServicerContext) -> pay.Charge:
+        if request.WhichOneof("lookup") == "key":
+            return _charge_pb(await self.store.get_by_key(request.key))
+        return _charge_pb(await self.store.get(request.charge_id))
+
+
+class PaymentAdminApi(admin_grpc.PaymentAdminServiceServicer):
+    """PaymentAdminService (admin listener only): failure injection for the simulated gateway."""
+
+    def __init__(self, store: PaymentsStore):
+        self.store = store
+
+    async def SetMode(self, request: admin.SetModeRequest, context: grpc.aio.ServicerContext) -> admin.Mode:
+        wanted = Mode(request.failure_rate, request.decline_rate, request.latency_ms, request.settle_delay_ms)
+        return _mode_pb(await self.store.set_mode(wanted.with_defaults()))
+
+    async def GetMode(self, request: admin.GetModeRequest, context: grpc.aio.ServicerContext) -> admin.Mode:
+        return _mode_pb(await self.store.mode())

@@ -1,0 +1,149 @@
+"""Payments' rules, free of I/O: charge states, the gateway's mode and how a charge's outcome is chosen."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from ticketmesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+# What a bank transfer takes to settle when SetMode leaves settle_delay_ms at 0.
+DEFAULT_SETTLE_DELAY_MS = 2000
+# The simulated bank gives one reason; a real gateway has many.
+DECLINE_REASON = "insufficient_funds"
+
+
+class Method(StrEnum):
+    CARD = "CARD"
+    BANK_TRANSFER = "BANK_TRANSFER"
+
+
+class Status(StrEnum):
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    PENDING = "PENDING"
+    REFUNDED = "REFUNDED"
+
+
+@dataclass(frozen=True)
+class Amount:
+    currency: str
+    units: int
+    nanos: int
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """What CreateCharge asks for; the key names it."""
+
+    key: str
+    order_id: str
+    amount: Amount
+    method: Method
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    key: str
+    order_id: str
+    amount: Amount
+    method: Method
+    status: Status
+    decline_reason: str
+    create_time: datetime
+    update_time: datetime
+
+    def answers(self, request: ChargeRequest) -> bool:
+        """Whether this stored charge is the answer to `request` (same key, same ask)."""
+        return (self.order_id, self.amount, self.method) == (request.order_id, request.amount, request.method)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the simulated gateway misbehaves; one row shared by every payments process."""
+
+    failure_rate: float = 0.0
+    decline_rate: float = 0.0
+    latency_ms: int = 0
+    settle_delay_ms: int = DEFAULT_SETTLE_DELAY_MS
+
+    def with_defaults(self) -> Mode:
+        """settle_delay_ms 0 means the default: what SetMode stores and answers."""
+        if self.settle_delay_ms > 0:
+            return self
+        return Mode(self.failure_rate, self.decline_rate, self.latency_ms, DEFAULT_SETTLE_DELAY_MS)
+
+
+class RandomSource(Protocol):
+    """Where chance comes from: random.Random in production, a scripted source in tests."""
+
+    def random(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    decline_reason: str = ""
+
+
+def gateway_fails(mode: Mode, rng: RandomSource) -> bool:
+    """Whether this call meets an injected outage (answered UNAVAILABLE, nothing stored)."""
+    return rng.random() < mode.failure_rate
+
+
+def choose_outcome(method: Method, mode: Mode, rng: RandomSource) -> Outcome:
+    """The (simulated) bank's answer. A card is approved or declined at once; a bank transfer is
+    PENDING until it settles."""
+    if method is Method.BANK_TRANSFER:
+        return Outcome(Status.PENDING)
+    if rng.random() < mode.decline_rate:
+        return Outcome(Status.DECLINED, DECLINE_REASON)
+    return Outcome(Status.APPROVED)
+
+
+def new_charge_id() -> str:
+    """A fresh charge id, e.g. ch_3f9a1c7b2d4e6f8091a2b3c4."""
+    return f"ch_{secrets.token_hex(12)}"
+
+
+def check_amount(amount: Amount) -> None:
+    """What protovalidate cannot say about google.type.Money: a currency code, a positive amount."""
+    violations: list[tuple[str, str]] = []
+    if len(amount.currency) != 3 or not amount.currency.isascii() or not amount.currency.isupper():
+        violations.append(("amount.currency_code", "must be a 3-letter ISO 4217 code such as EUR"))
+    if not -999_999_999 <= amount.nanos <= 999_999_999:
+        violations.append(("amount.nanos", "must be within +-999,999,999"))
+    elif amount.units < 0 or amount.nanos < 0 or (amount.units == 0 and amount.nanos == 0):
+        violations.append(("amount", "must be positive"))
+    if violations:
+        raise InvalidArgument(violations)
+
+
+def check_refundable(charge: Charge) -> None:
+    """Only money taken can be given back; a refunded charge is the caller's (repeated) answer."""
+    if charge.status not in (Status.APPROVED, Status.REFUNDED):
+        raise FailedPrecondition(
+            f"charge {charge.id} is {charge.status.value} and cannot be refunded",
+            reason="CHARGE_NOT_REFUNDABLE",
+            metadata={"charge_id": charge.id, "status": charge.status.value},
+        )
+
+
+def charge_not_found(what: str) -> NotFound:
+    return NotFound(f"charge {what} not found", reason="CHARGE_NOT_FOUND")
+
+
+def gateway_unavailable() -> Unavailable:
+    return Unavailable("the payment gateway is unavailable, try again", reason="PAYMENTS_UNAVAILABLE")
+
+
+def order_already_charged(order_id: str, charge_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"order {order_id} already has a charge",
+        reason="ORDER_ALREADY_CHARGED",
+        metadata={"charge_id": charge_id},
+    )

@@ -1,0 +1,9 @@
+"""Payments' business metrics. Labels are bounded: method and result, never ids or amounts."""
+
+from prometheus_client import Counter
+
+# result: approved, declined, pending (bank transfer), unavailable (injected failure), replayed
+# (same key again), already_charged (the order has a live charge under another key).
+PAYMENTS = Counter(
+    "payments_total", "CreateCharge answers, by payment method and result.", ["method", "result"]
+)

@@ -1,0 +1,155 @@
+"""All of payments' SQL: charges (one INSERT per new charge, made safe by the key and the per-order
+unique index) and the shared mode row, cached briefly per process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from services.payments.domain import (
+    Amount,
+    Charge,
+    ChargeRequest,
+    Method,
+    Mode,
+    Outcome,
+    Status,
+    charge_not_found,
+    check_refundable,
+    order_already_charged,
+)
+from ticketmesh.idempotency import reused
+
+_COLUMNS = (
+    "id, key, order_id, amount_currency, amount_units, amount_nanos, method, status, decline_reason, "
+    "create_time, update_time"
+)
+_ONE_LIVE_PER_ORDER = "charges_one_live_per_order"
+
+
+def _charge(row: tuple[Any, ...]) -> Charge:
+    cid, key, order_id, currency, units, nanos, method, status, reason, create_time, update_time = row
+    return Charge(
+        id=cid,
+        key=key,
+        order_id=order_id,
+        amount=Amount(currency, units, nanos),
+        method=Method(method),
+        status=Status(status),
+        decline_reason=reason,
+        create_time=create_time,
+        update_time=update_time,
+    )
+
+
+class PaymentsStore:
+    """Reads and writes the payments schema through one connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool, mode_cache_seconds: float):
+        self.pool = pool
+        self.mode_cache_seconds = mode_cache_seconds
+        self._mode: Mode | None = None
+        self._mode_read_at = 0.0
+
+    # -- charges -----------------------------------------------------------------------------
+
+    async def insert_charge(
+        self, charge_id: str, request: ChargeRequest, outcome: Outcome
+    ) -> tuple[Charge, bool]:
+        """Stores a new charge; returns it and whether a concurrent call with the same key won
+        (its charge is then the answer)."""
+        try:
+            row = await self._fetch_one(
+                f"INSERT INTO charges (id, key, order_id, amount_currency, amount_units, amount_nanos,"
+                f" method, status, decline_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_COLUMNS}",
+                (
+                    charge_id,
+                    request.key,
+                    request.order_id,
+                    request.amount.currency,
+                    request.amount.units,
+                    request.amount.nanos,
+                    request.method.value,
+                    outcome.status.value,
+                    outcome.decline_reason,
+                ),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            # Whichever index tripped, a row with our key means a concurrent duplicate won. (A
+            # duplicate can trip the per-order index first, if Postgres checks that one first.)
+            winner = await self.find_by_key(request.key)
+            if winner is not None:
+                if not winner.answers(request):
+                    raise reused(request.key) from None
+                return winner, True
+            if exc.diag.constraint_name == _ONE_LIVE_PER_ORDER:
+                live = await self._fetch_one(
+                    "SELECT id FROM charges WHERE order_id = %s"
+                    " AND status IN ('APPROVED', 'PENDING', 'REFUNDED')",
+                    (request.order_id,),
+                )
+                assert live is not None, "the per-order index tripped, so a live charge exists"
+                raise order_already_charged(request.order_id, live[0]) from None
+            raise
+        assert row is not None
+        return _charge(row), False
+
+    async def find_by_key(self, key: str) -> Charge | None:
+        row = await self._fetch_one(f"SELECT {_COLUMNS} FROM charges WHERE key = %s", (key,))
+        return None if row is None else _charge(row)
+
+    async def get_by_key(self, key: str) -> Charge:
+        found = await self.find_by_key(key)
+        if found is None:
+            raise charge_not_found(f"with key {key!r}")
+        return found
+
+    async def get(self, charge_id: str) -> Charge:
+        row = await self._fetch_one(f"SELECT {_COLUMNS} FROM charges WHERE id = %s", (charge_id,))
+        if row is None:
+            raise charge_not_found(charge_id)
+        return _charge(row)
+
+    async def refund(self, charge_id: str) -> Charge:
+        """APPROVED -> REFUNDED in one conditional UPDATE; anything else is read and judged."""
+        row = await self._fetch_one(
+            f"UPDATE charges SET status = 'REFUNDED', update_time = now()"
+            f" WHERE id = %s AND status = 'APPROVED' RETURNING {_COLUMNS}",
+            (charge_id,),
+        )
+        if row is not None:
+            return _charge(row)
+        current = await self.get(charge_id)
+        check_refundable(current)
+        return current  # already REFUNDED: a repeat changes nothing
+
+    # -- mode --------------------------------------------------------------------------------
+
+    async def mode(self) -> Mode:
+        """The shared mode, re-read when this process's copy is older than mode_cache_seconds."""
+        now = time.monotonic()
+        if self._mode is None or now - self._mode_read_at >= self.mode_cache_seconds:
+            row = await self._fetch_one(
+                "SELECT failure_rate, decline_rate, latency_ms, settle_delay_ms FROM mode", ()
+            )
+            assert row is not None, "the migration seeds the mode row"
+            self._mode, self._mode_read_at = Mode(*row), now
+        return self._mode
+
+    async def set_mode(self, mode: Mode) -> Mode:
+        row = await self._fetch_one(
+            "UPDATE mode SET failure_rate = %s, decline_rate = %s, latency_ms = %s, settle_delay_ms = %s"
+            " RETURNING failure_rate, decline_rate, latency_ms, settle_delay_ms",
+            (mode.failure_rate, mode.decline_rate, mode.latency_ms, mode.settle_delay_ms),
+        )
+        assert row is not None, "the migration seeds the mode row"
+        self._mode, self._mode_read_at = Mode(*row), time.monotonic()
+        return self._mode
+
+    async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
