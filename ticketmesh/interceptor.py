@@ -4,6 +4,7 @@ the request against its protovalidate rules, maps errors to status + details, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -86,23 +87,30 @@ class _Call:
         )
 
 
+@contextlib.asynccontextmanager
+async def _handling(call: _Call) -> AsyncIterator[None]:
+    """Around one call: its log context, its outcome code, errors mapped to status, metrics."""
+    with logger.contextualize(method=call.method, request_id=context.request_id.get()):
+        try:
+            yield
+        except asyncio.CancelledError:
+            call.code = grpc.StatusCode.CANCELLED
+            raise
+        except grpc.aio.AbortError:
+            call.code = call.ctx.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except Exception as exc:
+            await call.fail(exc)
+        finally:
+            call.finish()
+
+
 def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def behavior(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, "unary", ctx)
-        with logger.contextualize(method=call.method, request_id=context.request_id.get()):
-            try:
-                call.check(request)
-                return await inner(request, ctx)
-            except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED
-                raise
-            except grpc.aio.AbortError:
-                call.code = ctx.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception as exc:
-                await call.fail(exc)
-            finally:
-                call.finish()
+        async with _handling(call):
+            call.check(request)
+            return await inner(request, ctx)
 
     return behavior
 
@@ -110,21 +118,10 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[.
 def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     async def behavior(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, "server_stream", ctx)
-        with logger.contextualize(method=call.method, request_id=context.request_id.get()):
-            try:
-                call.check(request)
-                async for item in inner(request, ctx):
-                    yield item
-            except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED
-                raise
-            except grpc.aio.AbortError:
-                call.code = ctx.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception as exc:
-                await call.fail(exc)
-            finally:
-                call.finish()
+        async with _handling(call):
+            call.check(request)
+            async for item in inner(request, ctx):
+                yield item
 
     return behavior
 

@@ -7,15 +7,19 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from loguru import logger
+from psycopg_pool import AsyncConnectionPool
 
+from ticketmesh import db, migrate
 from ticketmesh.config import ServiceSettings
 from ticketmesh.interceptor import ServiceInterceptor
+from ticketmesh.logs import configure_logging
 from ticketmesh.metrics import serve_metrics
 
 # Reflection describes the public API (what Envoy's public listener serves), whichever process
@@ -30,6 +34,8 @@ PUBLIC_SERVICES = (
 # Registers a service's servicers on the server, opening what they need inside the stack;
 # returns the full names of the services it added.
 Setup = Callable[[AsyncExitStack, grpc.aio.Server], Awaitable[Sequence[str]]]
+# The same, given the process's database pool (pinned to the service's schema).
+SetupWithPool = Callable[[AsyncExitStack, grpc.aio.Server, AsyncConnectionPool], Awaitable[Sequence[str]]]
 
 
 def _import_public_descriptors() -> None:
@@ -96,3 +102,16 @@ async def serve(settings: ServiceSettings, setup: Setup) -> None:
         await asyncio.sleep(settings.drain_seconds)
         await server.stop(settings.grace_seconds)
     logger.info("stopped")
+
+
+def run_service(settings: ServiceSettings, migrations: Path, setup: SetupWithPool) -> None:
+    """The whole life of a service process: JSON logs, its schema (named after the service) brought
+    up to date, a pool on that schema, then serving until told to leave."""
+    configure_logging(settings.service, settings.replica, settings.log_level)
+    migrate.upgrade(settings.database_url, settings.service, migrations)
+
+    async def with_pool(stack: AsyncExitStack, server: grpc.aio.Server) -> Sequence[str]:
+        pool = await db.open_pool(stack, settings.database_url, settings.service, size=settings.db_pool_size)
+        return await setup(stack, server, pool)
+
+    asyncio.run(serve(settings, with_pool))
