@@ -137,7 +137,7 @@ class Stack:
 
     def wait_envoy_healthy(self, names: list[str] | None = None) -> None:
         """Waits until Envoy marks the named replicas (default: every running one) healthy."""
-        self._run(self._wait_envoy_healthy(names))
+        self._run(self._wait_envoy_flags(names))
 
     # -- what runs where -------------------------------------------------------------------------
 
@@ -224,6 +224,10 @@ class Stack:
 
     async def _restart(self, name: str) -> None:
         await self.process(name).stop()
+        if name in self._replicas and self._envoy_running():
+            # Until Envoy has seen the old process go, its "healthy" flag is stale: waiting for it
+            # after the start could return before Envoy routes to the new process.
+            await self._wait_envoy_flags([name], healthy=False)
         if name == "postgres":
             await self._start_postgres()
         elif name == "nats":
@@ -232,8 +236,8 @@ class Stack:
             await self._start_envoy()
         else:
             await self._start_replica(name)
-            if self.processes["envoy"].running:
-                await self._wait_envoy_healthy([name])
+            if self._envoy_running():
+                await self._wait_envoy_flags([name], healthy=True)
 
     def _prepare(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -265,13 +269,13 @@ class Stack:
     async def _start_postgres(self) -> None:
         started = time.monotonic()
         data_dir, socket_dir = self.state_dir / "postgres", self.state_dir / "postgres-socket"
+        # First: as root this creates the system user that server_argv runs Postgres as.
+        await asyncio.to_thread(postgres.prepare, data_dir, socket_dir, self.log_dir / "postgres.log")
         proc = self._managed(
             "postgres",
             postgres.server_argv(data_dir, socket_dir, self.settings.postgres_port),
-            user=postgres.system_user(),
             stop_signal=signal.SIGINT,  # "fast" shutdown: roll back sessions, checkpoint, exit
         )
-        await asyncio.to_thread(postgres.prepare, data_dir, socket_dir, proc.log_path)
         proc.start()
         admin_url = postgres.url(self.settings.postgres_port, "postgres")
         await probes.wait_until(
@@ -366,21 +370,28 @@ class Stack:
             seconds=s.start_timeout_seconds,
             process=proc,
         )
-        await self._wait_envoy_healthy(None)
+        await self._wait_envoy_flags(None)
         self._ready("envoy", started)
 
-    async def _wait_envoy_healthy(self, names: list[str] | None) -> None:
+    def _envoy_running(self) -> bool:
+        return "envoy" in self.processes and self.processes["envoy"].running
+
+    async def _wait_envoy_flags(self, names: list[str] | None, healthy: bool = True) -> None:
+        """Waits until Envoy marks each named replica (default: every running one) healthy, or
+        (healthy=False) not healthy: failed health checks or ejected."""
         if names is None:
             names = [n for n in self._replicas if n in self.processes and self.processes[n].running]
         wanted = {(self._replicas[n].service, self.grpc_address(n)) for n in names}
 
-        async def healthy() -> bool:
+        async def reached() -> bool:
             hosts = await probes.envoy_hosts(self._client(), self.envoy_admin_url)
-            return all(hosts.get(cluster, {}).get(address) == "healthy" for cluster, address in wanted)
+            return all(
+                (hosts.get(cluster, {}).get(address) == "healthy") == healthy for cluster, address in wanted
+            )
 
         await probes.wait_until(
-            healthy,
-            what=f"Envoy to route to {', '.join(names) or 'no replicas'}",
+            reached,
+            what=f"Envoy to see {', '.join(names) or 'no replicas'} {'healthy' if healthy else 'gone'}",
             seconds=self.settings.start_timeout_seconds,
             process=self.processes.get("envoy"),
         )

@@ -10,6 +10,7 @@ import os
 import pwd
 import stat
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -33,8 +34,26 @@ SYSTEM_USER = "embedded_postgres"
 _MAX_SOCKET_PATH = 100
 
 
+# Drops to the system user, then becomes the program (same pid). Used instead of Popen(user=...),
+# which must fork() rather than vfork(): in a process running gRPC that logs "skipping fork()
+# handlers" on every start.
+_AS_USER = (
+    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1])); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 def system_user() -> str | None:
     return SYSTEM_USER if os.geteuid() == 0 else None
+
+
+def as_system_user(argv: list[str]) -> list[str]:
+    """argv run as the postgres system user when we are root; as it is otherwise."""
+    user = system_user()
+    if user is None:
+        return argv
+    entry = pwd.getpwnam(user)
+    return [sys.executable, "-I", "-S", "-c", _AS_USER, str(entry.pw_uid), str(entry.pw_gid), *argv]
 
 
 def _give_to(path: Path, user: str) -> None:
@@ -65,7 +84,9 @@ def prepare(data_dir: Path, socket_dir: Path, log_path: Path) -> None:
     with log_path.open("ab") as log:
         argv = [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data_dir)]
         argv += ["--auth=trust", "-U", "postgres", "--encoding=utf8"]
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=user)
+        done = subprocess.run(
+            as_system_user(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
     if done.returncode != 0:
         raise RuntimeError(f"initdb failed with code {done.returncode}; see {log_path}")
 
@@ -73,13 +94,13 @@ def prepare(data_dir: Path, socket_dir: Path, log_path: Path) -> None:
 def server_argv(data_dir: Path, socket_dir: Path, port: int) -> list[str]:
     """The postmaster itself (no pg_ctl), so the launcher owns its lifecycle."""
     socket = str(socket_dir) if len(f"{socket_dir}/.s.PGSQL.{port}") <= _MAX_SOCKET_PATH else ""
-    return [
+    return as_system_user([
         str(POSTGRES_BIN_PATH / "postgres"),
         "-D", str(data_dir),
         "-p", str(port),
         "-h", "127.0.0.1",
         "-k", socket,
-    ]  # fmt: skip
+    ])  # fmt: skip
 
 
 def url(port: int, database: str = DATABASE) -> str:

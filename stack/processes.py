@@ -32,8 +32,6 @@ class ManagedProcess:
     # The signal that asks for a clean stop: SIGINT is Postgres' "fast" shutdown.
     stop_signal: int = signal.SIGTERM
     stop_grace_seconds: float = 15.0
-    # Run as this system user (Postgres refuses to run as root).
-    user: str | None = None
     grpc_port: int | None = None
     metrics_port: int | None = None
     # Records pid and start time while running, so a later launcher can clean up after a crashed one.
@@ -78,7 +76,6 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
-                user=self.user,
                 start_new_session=True,
             )
         self.pids.add(self._popen.pid)
