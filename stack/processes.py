@@ -167,9 +167,11 @@ def kill_stale(pid_file: Path) -> None:
         proc = psutil.Process(int(pid_text))
         if abs(proc.create_time() - float(created_text)) > 0.01:
             return
-        procs = [*proc.children(recursive=True), proc]
+        # The parent first, so it cannot replace the children (Postgres restarts backends).
+        procs = [proc, *proc.children(recursive=True)]
         for p in procs:
-            p.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
         psutil.wait_procs(procs, timeout=10)
     except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
         pass
