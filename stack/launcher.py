@@ -1,4 +1,4 @@
-"""The Stack: starts Postgres, NATS, the services and Envoy in order, stops them in reverse."""
+"""The Stack: starts Postgres, NATS, Envoy and the services in order, stops them in reverse."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from stack.processes import ManagedProcess, StackError, is_alive, kill_stale
 from stack.settings import Replica, StackSettings, port_in_use
 
 T = TypeVar("T")
+# Started first, in this order, and stopped last, in reverse.
 INFRA = ("postgres", "nats")
 
 
@@ -103,8 +104,8 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        """Stops every process in reverse start order: Envoy, the services (all at once: SIGTERM, a
-        grace period, then SIGKILL), NATS, Postgres. Safe to call more than once."""
+        """Stops every process in reverse start order: the services (all at once: SIGTERM, a grace
+        period, then SIGKILL), Envoy, NATS, Postgres. Safe to call more than once."""
         if self._thread is None or self._loop is None:
             return
         try:
@@ -204,18 +205,19 @@ class Stack:
             self._prepare()
             await self._start_postgres()
             await self._start_nats()
-            await _all(self._start_replica(name) for name in self._replicas)
+            # Envoy before the services, so the mesh is there for a service that calls another while
+            # it starts; its health checks find each replica as soon as it serves.
             await self._start_envoy()
+            await _all(self._start_replica(name) for name in self._replicas)
+            await self._wait_envoy_flags(None)
         except BaseException:
             await self._stop()
             raise
 
     async def _stop(self) -> None:
         procs = self.processes
-        if "envoy" in procs:
-            await procs["envoy"].stop()
         await _all(procs[name].stop() for name in self._replicas if name in procs)
-        for name in reversed(INFRA):
+        for name in ("envoy", *reversed(INFRA)):
             if name in procs:
                 await procs[name].stop()
         if self._http is not None:
