@@ -11,10 +11,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.inventory.api import InventoryApi, ReservationApi
 from services.inventory.config import InventorySettings
+from services.inventory.consumer import DURABLE, SUBJECT, OrderEvents
 from services.inventory.store import InventoryStore
 from services.inventory.watch import AvailabilityHub
 from ticketing.inventory.v1 import inventory_service_pb2_grpc, reservation_service_pb2_grpc
-from ticketmesh.server import run_service
+from ticketmesh import broker
+from ticketmesh.server import run_forever, run_service
 
 
 def main() -> None:
@@ -30,6 +32,23 @@ def main() -> None:
             InventoryApi(store, hub, settings.base.replica), server
         )
         reservation_service_pb2_grpc.add_ReservationServiceServicer_to_server(ReservationApi(store), server)
+
+        nc = await broker.connect(stack, settings.base.nats_url, settings.base.replica)
+        js = nc.jetstream()
+        await broker.ensure_streams(js)
+        events = OrderEvents(store)
+
+        async def consume_order_events() -> None:
+            await broker.consume(
+                js,
+                stream="ORDERS",
+                durable=DURABLE,
+                subject=SUBJECT,
+                handle=events.handle,
+                dead_letter=events.dead_letter,
+            )
+
+        run_forever(stack, consume_order_events, "order-events")
         return ("ticketing.inventory.v1.InventoryService", "ticketing.inventory.v1.ReservationService")
 
     run_service(settings.base, Path(__file__).parent / "migrations", setup)

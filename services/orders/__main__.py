@@ -1,0 +1,56 @@
+"""Starts an orders process: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import grpc
+from psycopg_pool import AsyncConnectionPool
+
+from services.orders.api import OrderApi, UserApi
+from services.orders.config import OrdersSettings
+from services.orders.purchase import Purchase
+from services.orders.store import OrdersStore
+from services.orders.sweeper import Sweeper
+from ticketing.inventory.v1 import reservation_service_pb2_grpc
+from ticketing.orders.v1 import order_service_pb2_grpc, user_service_pb2_grpc
+from ticketing.payments.v1 import payment_service_pb2_grpc
+from ticketmesh import broker, mesh
+from ticketmesh.outbox import OutboxRelay
+from ticketmesh.server import run_forever, run_service
+
+
+def main() -> None:
+    settings = OrdersSettings.from_env()
+
+    async def setup(
+        stack: AsyncExitStack, server: grpc.aio.Server, pool: AsyncConnectionPool
+    ) -> Sequence[str]:
+        nc = await broker.connect(stack, settings.base.nats_url, settings.base.replica)
+        js = nc.jetstream()
+        await broker.ensure_streams(js)
+        relay = OutboxRelay(pool, js)
+        channel = await mesh.open_channel(stack, settings.mesh_address)
+        store = OrdersStore(pool)
+        purchase = Purchase(
+            store,
+            reservation_service_pb2_grpc.ReservationServiceStub(channel),
+            payment_service_pb2_grpc.PaymentServiceStub(channel),
+            settings.hold_seconds,
+            settings.max_quantity,
+            relay.wake,
+        )
+        sweeper = Sweeper(store, purchase, settings.sweep_seconds, settings.keep_keys_seconds)
+        run_forever(stack, relay.run, "outbox-relay")
+        run_forever(stack, sweeper.run, "sweeper")
+        user_service_pb2_grpc.add_UserServiceServicer_to_server(UserApi(store), server)
+        order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(store, purchase), server)
+        return ("ticketing.orders.v1.UserService", "ticketing.orders.v1.OrderService")
+
+    run_service(settings.base, Path(__file__).parent / "migrations", setup)
+
+
+if __name__ == "__main__":
+    main()

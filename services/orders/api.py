@@ -1,0 +1,109 @@
+"""Orders' gRPC servicers: requests in, use cases called, protos out; no SQL here."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.orders import keys
+from services.orders.domain import new_user_id
+from services.orders.purchase import Outcome, Purchase
+from services.orders.store import OrdersStore
+from ticketing.orders.v1 import order_service_pb2 as order_pb2
+from ticketing.orders.v1 import order_service_pb2_grpc as order_grpc
+from ticketing.orders.v1 import user_service_pb2 as user_pb2
+from ticketing.orders.v1 import user_service_pb2_grpc as user_grpc
+from ticketmesh import idempotency, paging
+from ticketmesh.errors import InvalidArgument
+
+
+async def _answer(outcome: Outcome, context: grpc.aio.ServicerContext) -> order_pb2.Order:
+    if outcome.replayed:
+        await idempotency.mark_replayed(context)
+    return outcome.order
+
+
+class UserApi(user_grpc.UserServiceServicer):
+    def __init__(self, store: OrdersStore):
+        self.store = store
+
+    async def CreateUser(
+        self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.User:
+        key = idempotency.request_key(request.request_id, context)
+        user_id = new_user_id()
+        if key:
+            claim = await keys.claim(
+                self.store.pool, "CreateUser", key, idempotency.fingerprint(request), user_id
+            )
+            if claim.error is not None:
+                raise keys.StoredError(claim.error)
+            if claim.replay is not None:
+                await idempotency.mark_replayed(context)
+                return user_pb2.User.FromString(claim.replay)
+            user_id = claim.resource_id
+        async with self.store.pool.connection() as conn:
+            try:
+                user = await self.store.create_user(
+                    conn, user_id, request.user.email.strip(), request.user.name
+                )
+            except Exception as err:
+                if key:
+                    await keys.let_go(self.store.pool, "CreateUser", key)
+                raise err
+            if key:
+                await keys.finish(conn, "CreateUser", key, user.SerializeToString())
+        return user
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.User:
+        return await self.store.get_user(request.user_id)
+
+
+class OrderApi(order_grpc.OrderServiceServicer):
+    def __init__(self, store: OrdersStore, purchase: Purchase):
+        self.store = store
+        self.purchase = purchase
+
+    async def CreateOrder(
+        self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.Order:
+        key = idempotency.request_key(request.request_id, context)
+        outcome = await self.purchase.create(request, key, idempotency.fingerprint(request))
+        return await _answer(outcome, context)
+
+    async def GetOrder(
+        self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.Order:
+        return await self.store.get_order(request.order_id)
+
+    async def ListOrders(
+        self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.ListOrdersResponse:
+        size = paging.page_size(request.page_size)
+        filters = {"user_id": request.user_id, "event_id": request.event_id}
+        position = paging.decode_token(request.page_token, expect=filters)
+        after = None
+        if position is not None:
+            if not isinstance(position.get("time"), str) or not isinstance(position.get("id"), str):
+                raise InvalidArgument([("page_token", "is not a token this API gave out")])
+            after = (position["time"], position["id"])
+        orders = await self.store.list_orders(request.user_id, request.event_id, after, size + 1)
+        page, more = orders[:size], len(orders) > size
+        token = ""
+        if more:
+            last = page[-1]
+            token = paging.encode_token({**filters, "time": last.create_time.ToJsonString(), "id": last.id})
+        return order_pb2.ListOrdersResponse(orders=page, next_page_token=token)
+
+    async def PayOrder(
+        self, request: order_pb2.PayOrderRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.Order:
+        key = idempotency.request_key(request.request_id, context)
+        return await _answer(await self.purchase.pay(request, key), context)
+
+    async def CancelOrder(
+        self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.Order:
+        idempotency.request_key(request.request_id, context)  # cancelling is idempotent by itself
+        return await _answer(await self.purchase.cancel(request.order_id), context)

@@ -1,0 +1,115 @@
+"""Idempotency keys for orders' mutations (AIP-155, Stripe's model): a key is claimed before any
+work; the answer is stored with the effect; a repeat gets the stored answer, a concurrent repeat
+waits for it, and a claim whose process died is taken over with the same resource id."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import status_pb2
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from ticketmesh import context
+from ticketmesh.errors import Aborted, ServiceError
+from ticketmesh.idempotency import reused
+
+# How long a claim is owned by the process that made it; a claim older than this with no answer
+# belongs to a process that died, and a repeat takes it over.
+CLAIM_SECONDS = 30
+_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Ours to do (`replay` and `error` None), or an earlier answer to give again."""
+
+    resource_id: str
+    replay: bytes | None = None
+    error: status_pb2.Status | None = None
+
+
+class StoredError(ServiceError):
+    """An error answer given again to a repeat, with its original code and details."""
+
+    def __init__(self, status: status_pb2.Status):
+        super().__init__(status.message)
+        self.status = status
+        self.code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+
+    def to_status(self) -> status_pb2.Status:
+        return self.status
+
+
+async def claim(pool: AsyncConnectionPool, method: str, key: str, fingerprint: str, new_id: str) -> Claim:
+    """Claims `key` for `method`, or returns what an earlier request with it answered."""
+    while True:
+        async with pool.connection() as conn:
+            made = await (
+                await conn.execute(
+                    "INSERT INTO idempotency_keys (method, key, fingerprint, resource_id, state, locked_until)"
+                    " VALUES (%s, %s, %s, %s, 'IN_PROGRESS', now() + make_interval(secs => %s))"
+                    " ON CONFLICT DO NOTHING RETURNING resource_id",
+                    (method, key, fingerprint, new_id, CLAIM_SECONDS),
+                )
+            ).fetchone()
+            if made is not None:
+                return Claim(new_id)
+            row = await (
+                await conn.execute(
+                    "SELECT fingerprint, state, resource_id, response, error, locked_until < now()"
+                    " FROM idempotency_keys WHERE method = %s AND key = %s",
+                    (method, key),
+                )
+            ).fetchone()
+            if row is None:
+                continue  # swept between the two statements: claim again
+            stored_fingerprint, state, resource_id, response, error, stale = row
+            if stored_fingerprint != fingerprint:
+                raise reused(key)
+            if state == "DONE":
+                if error is not None:
+                    return Claim(resource_id, error=status_pb2.Status.FromString(error))
+                return Claim(resource_id, replay=bytes(response))
+            if stale:
+                taken = await (
+                    await conn.execute(
+                        "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => %s)"
+                        " WHERE method = %s AND key = %s AND state = 'IN_PROGRESS' AND locked_until < now()"
+                        " RETURNING resource_id",
+                        (CLAIM_SECONDS, method, key),
+                    )
+                ).fetchone()
+                if taken is not None:
+                    return Claim(resource_id)  # the same resource: its effects are idempotent
+        if context.time_left(CLAIM_SECONDS) <= _POLL_SECONDS:
+            raise Aborted("a request with this id is still in progress; retry", reason="REQUEST_IN_PROGRESS")
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def finish(conn: AsyncConnection, method: str, key: str, response: bytes) -> None:
+    """Stores the answer; call it in the transaction that makes the effect."""
+    await conn.execute(
+        "UPDATE idempotency_keys SET state = 'DONE', response = %s WHERE method = %s AND key = %s",
+        (response, method, key),
+    )
+
+
+async def finish_with_error(pool: AsyncConnectionPool, method: str, key: str, err: ServiceError) -> None:
+    """Stores a final error answer (SOLD_OUT, NOT_FOUND): a repeat gets the same answer."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE idempotency_keys SET state = 'DONE', error = %s WHERE method = %s AND key = %s",
+            (err.to_status().SerializeToString(), method, key),
+        )
+
+
+async def let_go(pool: AsyncConnectionPool, method: str, key: str) -> None:
+    """After a transient failure: a repeat may take the claim over at once (same resource id)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE idempotency_keys SET locked_until = now() WHERE method = %s AND key = %s AND state = 'IN_PROGRESS'",
+            (method, key),
+        )

@@ -1,0 +1,177 @@
+"""The purchase over REST through Envoy: reserve, pay, cancel; idempotency; holds and stock."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+
+async def _user(rest: httpx.AsyncClient) -> str:
+    reply = await rest.post(
+        "/v1/users", json={"email": f"fan-{uuid.uuid4().hex[:8]}@example.com", "name": "Fan"}
+    )
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["id"])
+
+
+async def _event(rest: httpx.AsyncClient, capacity: int) -> str:
+    reply = await rest.post(
+        "/v1/events",
+        json={
+            "displayName": "Orders test",
+            "ticketTypes": [
+                {
+                    "name": "GA",
+                    "price": {"currencyCode": "EUR", "units": "50", "nanos": 500000000},
+                    "capacity": capacity,
+                }
+            ],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["id"])
+
+
+async def _stock(rest: httpx.AsyncClient, event_id: str) -> tuple[int, int, int]:
+    [s] = (await rest.get(f"/v1/events/{event_id}/availability")).json()["ticketTypes"]
+    return s["available"], s["held"], s["sold"]
+
+
+async def _eventually(check, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    assert await check()
+
+
+async def test_buy_pay_and_the_stock_is_sold(rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 5)
+    order = (
+        await rest.post(
+            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 2}
+        )
+    ).json()
+    assert order["status"] == "PENDING_PAYMENT"
+    assert order["amount"] == {"currencyCode": "EUR", "units": "101", "nanos": 0}
+    assert await _stock(rest, event_id) == (3, 2, 0)
+
+    paid = await rest.post(
+        f"/v1/orders/{order['id']}:pay", json={"requestId": "pay-1", "paymentMethod": "CARD"}
+    )
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "CONFIRMED"
+
+    async def sold() -> bool:
+        return await _stock(rest, event_id) == (3, 0, 2)
+
+    await _eventually(sold)  # inventory hears order.confirmed through JetStream
+
+    again = await rest.post(
+        f"/v1/orders/{order['id']}:pay", json={"requestId": "pay-1", "paymentMethod": "CARD"}
+    )
+    assert again.status_code == 200
+    assert again.headers.get("idempotent-replayed") == "true"
+    other = await rest.post(
+        f"/v1/orders/{order['id']}:pay", json={"requestId": "pay-2", "paymentMethod": "CARD"}
+    )
+    assert other.status_code == 400
+    assert other.json()["details"][0]["reason"] == "ORDER_NOT_PAYABLE"
+
+
+async def test_one_request_id_makes_one_order(rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 10)
+    body = {
+        "requestId": uuid.uuid4().hex,
+        "userId": user_id,
+        "eventId": event_id,
+        "ticketType": "GA",
+        "quantity": 1,
+    }
+    replies = await asyncio.gather(*(rest.post("/v1/orders", json=body) for _ in range(50)))
+    assert {r.status_code for r in replies} == {200}
+    assert len({r.json()["id"] for r in replies}) == 1
+    assert await _stock(rest, event_id) == (9, 1, 0)
+    later = await rest.post("/v1/orders", json=body)
+    assert later.headers.get("idempotent-replayed") == "true"
+    reused = await rest.post("/v1/orders", json={**body, "quantity": 2})
+    assert reused.status_code == 400
+    assert reused.json()["details"][0]["reason"] == "IDEMPOTENCY_KEY_REUSED"
+    listed = (await rest.get("/v1/orders", params={"userId": user_id})).json()["orders"]
+    assert [o["id"] for o in listed] == [replies[0].json()["id"]]
+
+
+async def test_sold_out_is_409_and_nothing_oversold(rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 3)
+    replies = await asyncio.gather(
+        *(
+            rest.post(
+                "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
+            )
+            for _ in range(10)
+        )
+    )
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [200] * 3 + [409] * 7
+    assert {r.json()["details"][0]["reason"] for r in replies if r.status_code == 409} == {"SOLD_OUT"}
+    assert await _stock(rest, event_id) == (0, 3, 0)
+
+
+async def test_cancel_of_a_paid_order_refunds_and_returns_the_stock(rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 4)
+    order = (
+        await rest.post(
+            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 4}
+        )
+    ).json()
+    await rest.post(f"/v1/orders/{order['id']}:pay", json={"paymentMethod": "CARD"})
+    cancelled = await rest.post(f"/v1/orders/{order['id']}:cancel", json={})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert cancelled.json()["refunded"] is True
+
+    async def back() -> bool:
+        return await _stock(rest, event_id) == (4, 0, 0)
+
+    await _eventually(back)
+
+
+async def test_a_declined_card_leaves_the_order_payable(stack, rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 2)
+    order = (
+        await rest.post(
+            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
+        )
+    ).json()
+    async with httpx.AsyncClient(base_url=stack.admin_api_url) as admin:
+        await admin.post("/admin/v1/payments/mode", json={"declineRate": 1.0})
+        try:
+            declined = await rest.post(
+                f"/v1/orders/{order['id']}:pay", json={"requestId": "d1", "paymentMethod": "CARD"}
+            )
+        finally:
+            await admin.post("/admin/v1/payments/mode", json={})
+    assert declined.status_code == 400
+    assert declined.json()["details"][0]["reason"] == "PAYMENT_DECLINED"
+    assert (await rest.get(f"/v1/orders/{order['id']}")).json()["status"] == "PENDING_PAYMENT"
+    assert await _stock(rest, event_id) == (1, 1, 0)
+    await asyncio.sleep(0.6)  # payments caches its mode for up to 0.5 s
+    paid = await rest.post(f"/v1/orders/{order['id']}:pay", json={"requestId": "d2", "paymentMethod": "CARD"})
+    assert paid.json()["status"] == "CONFIRMED"
+
+
+async def test_bad_order_input_is_400(rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 2)
+    for quantity in (0, 11, 5000):
+        reply = await rest.post(
+            "/v1/orders",
+            json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": quantity},
+        )
+        assert reply.status_code == 400, reply.text
+    unknown = await rest.post(
+        "/v1/orders", json={"userId": "usr_nope", "eventId": event_id, "ticketType": "GA", "quantity": 1}
+    )
+    assert unknown.status_code == 404
+    assert (await rest.post("/v1/users", json={"email": "not-an-email", "name": "x"})).status_code == 400

@@ -1,0 +1,69 @@
+"""Calls to other services, always through Envoy's mesh listener: the caller's request id and
+remaining deadline travel with the call, and an error comes back as the same typed ServiceError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from ticketmesh import context, errors
+
+_BY_CODE: dict[grpc.StatusCode, type[errors.ServiceError]] = {
+    cls.code: cls
+    for cls in (
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.Aborted,
+        errors.FailedPrecondition,
+        errors.Unavailable,
+        errors.DeadlineExceeded,
+    )
+}
+# How long a mesh call may take when the caller's own call has no deadline.
+DEFAULT_TIMEOUT = 10.0
+
+
+class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        metadata = list(details.metadata or ())
+        rid = context.request_id.get()
+        if rid:
+            metadata.append(("x-request-id", rid))
+        timeout = details.timeout if details.timeout is not None else context.time_left(DEFAULT_TIMEOUT)
+        if timeout <= 0:
+            raise errors.DeadlineExceeded("the deadline passed before the call to another service")
+        new = grpc.aio.ClientCallDetails(
+            details.method, timeout, metadata, details.credentials, details.wait_for_ready
+        )
+        return await continuation(new, request)
+
+
+async def open_channel(stack: AsyncExitStack, address: str) -> grpc.aio.Channel:
+    """A channel to the mesh listener, closed when the process leaves."""
+    channel = grpc.aio.insecure_channel(address, interceptors=[_Propagate()])
+    stack.push_async_callback(channel.close)
+    return channel
+
+
+def service_error(err: grpc.aio.AioRpcError) -> errors.ServiceError:
+    """The typed error behind a failed mesh call, keeping its reason and metadata."""
+    reason, metadata = "", {}
+    status = rpc_status.from_call(err)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+    cls = _BY_CODE.get(err.code())
+    if cls is None or cls is errors.InvalidArgument:
+        # The peer rejected what we sent, or failed: our caller did nothing wrong.
+        return errors.Internal(f"{err.code().name}: {err.details()}")
+    return cls(err.details() or err.code().name, reason=reason or None, metadata=metadata)
