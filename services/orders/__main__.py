@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.orders.api import OrderApi, UserApi
 from services.orders.config import OrdersSettings
 from services.orders.purchase import Purchase
+from services.orders.settlements import DURABLE, SUBJECT, Settlements
 from services.orders.store import OrdersStore
 from services.orders.sweeper import Sweeper
 from ticketing.inventory.v1 import reservation_service_pb2_grpc
@@ -45,6 +46,19 @@ def main() -> None:
         sweeper = Sweeper(store, purchase, settings.sweep_seconds, settings.keep_keys_seconds)
         run_forever(stack, relay.run, "outbox-relay")
         run_forever(stack, sweeper.run, "sweeper")
+        settlements = Settlements(purchase)
+
+        async def consume_settlements() -> None:
+            await broker.consume(
+                js,
+                stream="PAYMENTS",
+                durable=DURABLE,
+                subject=SUBJECT,
+                handle=settlements.handle,
+                dead_letter=settlements.dead_letter,
+            )
+
+        run_forever(stack, consume_settlements, "settlements")
         user_service_pb2_grpc.add_UserServiceServicer_to_server(UserApi(store), server)
         order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(store, purchase), server)
         return ("ticketing.orders.v1.UserService", "ticketing.orders.v1.OrderService")

@@ -175,3 +175,33 @@ async def test_bad_order_input_is_400(rest: httpx.AsyncClient) -> None:
     )
     assert unknown.status_code == 404
     assert (await rest.post("/v1/users", json={"email": "not-an-email", "name": "x"})).status_code == 400
+
+
+async def test_bank_transfer_confirms_the_order_once_it_settles(stack, rest: httpx.AsyncClient) -> None:
+    user_id, event_id = await _user(rest), await _event(rest, 2)
+    order = (
+        await rest.post(
+            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
+        )
+    ).json()
+    async with httpx.AsyncClient(base_url=stack.admin_api_url) as admin:
+        await admin.post("/admin/v1/payments/mode", json={"settleDelayMs": 300})
+        try:
+            await asyncio.sleep(0.6)  # payments caches its mode for up to 0.5 s
+            paying = await rest.post(
+                f"/v1/orders/{order['id']}:pay", json={"requestId": "bt", "paymentMethod": "BANK_TRANSFER"}
+            )
+        finally:
+            await admin.post("/admin/v1/payments/mode", json={})
+    assert paying.status_code == 200, paying.text
+    assert paying.json()["status"] == "PAYMENT_IN_PROGRESS"
+
+    async def confirmed() -> bool:
+        return (await rest.get(f"/v1/orders/{order['id']}")).json()["status"] == "CONFIRMED"
+
+    await _eventually(confirmed)
+
+    async def sold() -> bool:
+        return await _stock(rest, event_id) == (1, 0, 1)
+
+    await _eventually(sold)
