@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
 
 from services.payments import metrics
 from services.payments.domain import (
     Amount,
-    Charge,
     ChargeRequest,
     Method,
     Mode,
@@ -23,7 +19,9 @@ from services.payments.domain import (
     gateway_fails,
     gateway_unavailable,
     new_charge_id,
+    settle_delay_ms,
 )
+from services.payments.events import charge_pb
 from services.payments.store import PaymentsStore
 from ticketing.payments.v1 import payment_admin_service_pb2 as admin
 from ticketing.payments.v1 import payment_admin_service_pb2_grpc as admin_grpc
@@ -33,26 +31,6 @@ from ticketing.type.v1 import payment_method_pb2
 from ticketmesh import idempotency
 from ticketmesh.errors import ServiceError
 from ticketmesh.idempotency import reused
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _charge_pb(c: Charge) -> pay.Charge:
-    return pay.Charge(
-        id=c.id,
-        key=c.key,
-        order_id=c.order_id,
-        amount=money_pb2.Money(currency_code=c.amount.currency, units=c.amount.units, nanos=c.amount.nanos),
-        method=c.method.value,  # enum fields take their value names
-        status=c.status.value,
-        decline_reason=c.decline_reason,
-        create_time=_ts(c.create_time),
-        update_time=_ts(c.update_time),
-    )
 
 
 def _mode_pb(mode: Mode) -> admin.Mode:
@@ -93,7 +71,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
                 raise reused(ask.key)
             metrics.PAYMENTS.labels(method, "replayed").inc()
             await idempotency.mark_replayed(context)
-            return _charge_pb(existing)
+            return charge_pb(existing)
 
         mode = await self.store.mode()
         if mode.latency_ms:
@@ -103,10 +81,12 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
             metrics.PAYMENTS.labels(method, "unavailable").inc()
             raise gateway_unavailable()
         outcome = choose_outcome(ask.method, mode, self.rng)
-        # A BANK_TRANSFER charge stays PENDING: settling it after mode.settle_delay_ms and publishing
-        # ticketing.payments.charge.settled.v1 (through an outbox) is not built yet.
+        # A BANK_TRANSFER charge stays PENDING until the settler approves it, settle_delay_ms from
+        # now, and publishes ticketing.payments.charge.settled.v1 through the outbox.
         try:
-            charge, replayed = await self.store.insert_charge(new_charge_id(), ask, outcome)
+            charge, replayed = await self.store.insert_charge(
+                new_charge_id(), ask, outcome, settle_delay_ms(ask.method, mode)
+            )
         except ServiceError as err:
             if err.reason == "ORDER_ALREADY_CHARGED":
                 metrics.PAYMENTS.labels(method, "already_charged").inc()
@@ -116,17 +96,17 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
             await idempotency.mark_replayed(context)
         else:
             metrics.PAYMENTS.labels(method, charge.status.value.lower()).inc()
-        return _charge_pb(charge)
+        return charge_pb(charge)
 
     async def RefundCharge(
         self, request: pay.RefundChargeRequest, context: grpc.aio.ServicerContext
     ) -> pay.Charge:
-        return _charge_pb(await self.store.refund(request.charge_id))
+        return charge_pb(await self.store.refund(request.charge_id))
 
     async def GetCharge(self, request: pay.GetChargeRequest, context: grpc.aio.ServicerContext) -> pay.Charge:
         if request.WhichOneof("lookup") == "key":
-            return _charge_pb(await self.store.get_by_key(request.key))
-        return _charge_pb(await self.store.get(request.charge_id))
+            return charge_pb(await self.store.get_by_key(request.key))
+        return charge_pb(await self.store.get(request.charge_id))
 
 
 class PaymentAdminApi(admin_grpc.PaymentAdminServiceServicer):

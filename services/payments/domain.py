@@ -105,6 +105,14 @@ def choose_outcome(method: Method, mode: Mode, rng: RandomSource) -> Outcome:
     return Outcome(Status.APPROVED)
 
 
+def settle_delay_ms(method: Method, mode: Mode) -> int | None:
+    """How long from creation until a charge settles: a bank transfer's delay comes from the mode
+    it was created under; a card has nothing to settle (None)."""
+    if method is Method.BANK_TRANSFER:
+        return mode.with_defaults().settle_delay_ms
+    return None
+
+
 def new_charge_id() -> str:
     """A fresh charge id, e.g. ch_3f9a1c7b2d4e6f8091a2b3c4."""
     return f"ch_{secrets.token_hex(12)}"

@@ -7,3 +7,6 @@ from prometheus_client import Counter
 PAYMENTS = Counter(
     "payments_total", "CreateCharge answers, by payment method and result.", ["method", "result"]
 )
+
+# Bank transfers the settler approved (each with one ChargeSettled in the outbox).
+SETTLED = Counter("payments_settled_total", "Bank-transfer charges settled (PENDING -> APPROVED).")

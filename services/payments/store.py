@@ -1,5 +1,6 @@
 """All of payments' SQL: charges (one INSERT per new charge, made safe by the key and the per-order
-unique index) and the shared mode row, cached briefly per process."""
+unique index), their settlement (status and outbox event in one transaction) and the shared mode
+row, cached briefly per process."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from services.payments.domain import (
     check_refundable,
     order_already_charged,
 )
+from services.payments.events import CHARGE_SETTLED_SUBJECT, charge_settled
+from ticketmesh import outbox
 from ticketmesh.idempotency import reused
 
 _COLUMNS = (
@@ -57,14 +60,15 @@ class PaymentsStore:
     # -- charges -----------------------------------------------------------------------------
 
     async def insert_charge(
-        self, charge_id: str, request: ChargeRequest, outcome: Outcome
+        self, charge_id: str, request: ChargeRequest, outcome: Outcome, settle_delay_ms: int | None = None
     ) -> tuple[Charge, bool]:
-        """Stores a new charge; returns it and whether a concurrent call with the same key won
-        (its charge is then the answer)."""
+        """Stores a new charge, due to settle settle_delay_ms from now (None: never); returns it and
+        whether a concurrent call with the same key won (its charge is then the answer)."""
         try:
             row = await self._fetch_one(
                 f"INSERT INTO charges (id, key, order_id, amount_currency, amount_units, amount_nanos,"
-                f" method, status, decline_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" method, status, decline_reason, settle_after)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s::int * interval '1 millisecond')"
                 f" RETURNING {_COLUMNS}",
                 (
                     charge_id,
@@ -76,6 +80,7 @@ class PaymentsStore:
                     request.method.value,
                     outcome.status.value,
                     outcome.decline_reason,
+                    settle_delay_ms,
                 ),
             )
         except psycopg.errors.UniqueViolation as exc:
@@ -126,6 +131,28 @@ class PaymentsStore:
         current = await self.get(charge_id)
         check_refundable(current)
         return current  # already REFUNDED: a repeat changes nothing
+
+    async def settle_due(self, limit: int) -> list[Charge]:
+        """Approves up to `limit` PENDING charges whose settle_after has passed and adds a
+        ChargeSettled for each to the outbox, all in one transaction: a crash leaves either both or
+        neither. Rows another settler holds are skipped, and a charge leaves PENDING once, so each
+        settles once and its event (with a deterministic id) is written once."""
+        async with self.pool.connection() as conn, conn.transaction():
+            rows = await (
+                await conn.execute(
+                    f"WITH due AS (SELECT id FROM charges WHERE status = 'PENDING' AND settle_after <= now()"
+                    f" ORDER BY settle_after LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    f" UPDATE charges SET status = 'APPROVED', update_time = now()"
+                    f" FROM due WHERE charges.id = due.id AND charges.status = 'PENDING'"
+                    f" RETURNING {', '.join('charges.' + c for c in _COLUMNS.split(', '))}",
+                    (limit,),
+                )
+            ).fetchall()
+            settled = [_charge(row) for row in rows]
+            for charge in settled:
+                event = charge_settled(charge)
+                await outbox.enqueue(conn, CHARGE_SETTLED_SUBJECT, event.id, event.SerializeToString())
+        return settled
 
     # -- mode --------------------------------------------------------------------------------
 

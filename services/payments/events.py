@@ -1,0 +1,47 @@
+"""Payments' protos built from domain values: the Charge message and the ChargeSettled event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import money_pb2
+
+from services.payments.domain import Charge
+from ticketing.payments.v1 import events_pb2
+from ticketing.payments.v1 import payment_service_pb2 as pay
+
+# Stream PAYMENTS; orders consumes it to confirm a bank-transfer order.
+CHARGE_SETTLED_SUBJECT = "ticketing.payments.charge.settled.v1"
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def charge_pb(c: Charge) -> pay.Charge:
+    return pay.Charge(
+        id=c.id,
+        key=c.key,
+        order_id=c.order_id,
+        amount=money_pb2.Money(currency_code=c.amount.currency, units=c.amount.units, nanos=c.amount.nanos),
+        method=c.method.value,  # enum fields take their value names
+        status=c.status.value,
+        decline_reason=c.decline_reason,
+        create_time=timestamp(c.create_time),
+        update_time=timestamp(c.update_time),
+    )
+
+
+def settled_event_id(charge_id: str) -> str:
+    """Deterministic: a charge settles once, so its event has one id whoever writes it."""
+    return f"settled-{charge_id}"
+
+
+def charge_settled(c: Charge) -> events_pb2.ChargeSettled:
+    """The event for a charge that just settled; it happened when the charge was last updated."""
+    return events_pb2.ChargeSettled(
+        id=settled_event_id(c.id), occur_time=timestamp(c.update_time), charge=charge_pb(c)
+    )
