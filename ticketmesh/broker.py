@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
@@ -41,6 +42,7 @@ async def connect(stack: AsyncExitStack, url: str, name: str) -> Client:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        drain_timeout=5,
     )
 
     async def close() -> None:
@@ -89,6 +91,21 @@ async def consume(
         stream=stream,
         config=ConsumerConfig(ack_wait=30, max_deliver=max_deliver + 1, ack_policy=AckPolicy.EXPLICIT),
     )
+    try:
+        await _consume_loop(sub, handle, dead_letter, max_deliver, batch)
+    finally:
+        # A pull subscription left open holds up the connection's drain at shutdown.
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+async def _consume_loop(
+    sub: JetStreamContext.PullSubscription,
+    handle: Handler,
+    dead_letter: DeadLetter,
+    max_deliver: int,
+    batch: int,
+) -> None:
     while True:
         try:
             messages = await sub.fetch(batch, timeout=1)

