@@ -109,7 +109,7 @@ async def _consume_loop(
     while True:
         try:
             messages = await sub.fetch(batch, timeout=1)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
             continue
         for msg in messages:
             try:
