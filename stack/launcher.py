@@ -361,6 +361,8 @@ class Stack:
             "-c",
             str(self.envoy_config_path),
             "--disable-hot-restart",
+            "--concurrency",
+            str(s.envoy_concurrency),
             "--log-level",
             "warn",
         ]

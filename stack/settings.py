@@ -45,6 +45,9 @@ class StackSettings:
     admin_api_port: int = 8082
     envoy_admin_port: int = 9901
     inventory_replicas: int = 2
+    # Envoy worker threads. Round robin is per worker: with several, separate connections (one curl
+    # after another) need not alternate between replicas. One is plenty on this machine.
+    envoy_concurrency: int = 1
     # Services wanted; only those with a services/<name>/__main__.py are started.
     services: tuple[str, ...] = SERVICES
     # Replica name -> (grpc port, metrics port), overriding the 7000+N / 9100+N scheme.
@@ -68,6 +71,7 @@ class StackSettings:
             "STACK_MESH_PORT": "mesh_port",
             "STACK_ADMIN_API_PORT": "admin_api_port",
             "STACK_ENVOY_ADMIN_PORT": "envoy_admin_port",
+            "STACK_ENVOY_CONCURRENCY": "envoy_concurrency",
             "INVENTORY_REPLICAS": "inventory_replicas",
         }
         for var, name in ints.items():
