@@ -18,9 +18,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The running stack: .public_url, .public_grpc, .mesh_grpc, .admin_api_url, .envoy_admin_url,
     .database_url, .nats_url, .replicas(service), .metrics_url(replica), .processes[name]; and
     .kill/.terminate/.restart(name), blocking: call them through asyncio.to_thread in async tests."""
-    # Holds end in 20 s here (10 min in production), so tests can watch orders expire.
-    os.environ.setdefault("HOLD_TTL_SECONDS", "20")
-    settings = StackSettings(state_dir=tmp_path_factory.mktemp("stack")).with_free_ports()
+    # Holds end in 20 s here (10 min in production), so tests can watch orders expire. Given to
+    # orders only, rather than set in this process's environment for everyone.
+    hold_ttl = os.environ.get("HOLD_TTL_SECONDS", "20")
+    settings = StackSettings(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        service_env={"orders": {"HOLD_TTL_SECONDS": hold_ttl}},
+    ).with_free_ports()
     with Stack(settings) as running:
         yield running
 
