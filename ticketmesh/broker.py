@@ -14,6 +14,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError
 
+from ticketmesh.server import run_forever
+
 # One stream per publishing service (DESIGN.md).
 STREAMS = {
     "ORDERS": ["ticketing.orders.>"],
@@ -69,6 +71,35 @@ async def ensure_streams(js: JetStreamContext, names: Sequence[str] = tuple(STRE
 Handler = Callable[[Msg], Awaitable[None]]
 # Records a message that kept failing, so it is kept for people to look at and no longer retried.
 DeadLetter = Callable[[Msg, Exception], Awaitable[None]]
+
+
+def run_consumer(
+    stack: AsyncExitStack,
+    js: JetStreamContext,
+    *,
+    name: str,
+    stream: str,
+    durable: str,
+    subject: str,
+    handle: Handler,
+    dead_letter: DeadLetter,
+    max_deliver: int = 5,
+) -> None:
+    """Runs `consume` for the life of the process, restarted if it crashes. Call it after connect(),
+    so on leave the consumer stops before the connection drains."""
+
+    async def work() -> None:
+        await consume(
+            js,
+            stream=stream,
+            durable=durable,
+            subject=subject,
+            handle=handle,
+            dead_letter=dead_letter,
+            max_deliver=max_deliver,
+        )
+
+    run_forever(stack, work, name)
 
 
 async def consume(

@@ -16,7 +16,7 @@ from services.inventory.store import InventoryStore
 from services.inventory.watch import AvailabilityHub
 from ticketing.inventory.v1 import inventory_service_pb2_grpc, reservation_service_pb2_grpc
 from ticketmesh import broker
-from ticketmesh.server import run_forever, run_service
+from ticketmesh.server import run_service
 
 
 def main() -> None:
@@ -38,17 +38,16 @@ def main() -> None:
         await broker.ensure_streams(js)
         events = OrderEvents(store)
 
-        async def consume_order_events() -> None:
-            await broker.consume(
-                js,
-                stream="ORDERS",
-                durable=DURABLE,
-                subject=SUBJECT,
-                handle=events.handle,
-                dead_letter=events.dead_letter,
-            )
-
-        run_forever(stack, consume_order_events, "order-events")
+        broker.run_consumer(
+            stack,
+            js,
+            name="order-events",
+            stream="ORDERS",
+            durable=DURABLE,
+            subject=SUBJECT,
+            handle=events.handle,
+            dead_letter=events.dead_letter,
+        )
         return ("ticketing.inventory.v1.InventoryService", "ticketing.inventory.v1.ReservationService")
 
     run_service(settings.base, Path(__file__).parent / "migrations", setup)

@@ -48,17 +48,16 @@ def main() -> None:
         run_forever(stack, sweeper.run, "sweeper")
         settlements = Settlements(purchase)
 
-        async def consume_settlements() -> None:
-            await broker.consume(
-                js,
-                stream="PAYMENTS",
-                durable=DURABLE,
-                subject=SUBJECT,
-                handle=settlements.handle,
-                dead_letter=settlements.dead_letter,
-            )
-
-        run_forever(stack, consume_settlements, "settlements")
+        broker.run_consumer(
+            stack,
+            js,
+            name="settlements",
+            stream="PAYMENTS",
+            durable=DURABLE,
+            subject=SUBJECT,
+            handle=settlements.handle,
+            dead_letter=settlements.dead_letter,
+        )
         user_service_pb2_grpc.add_UserServiceServicer_to_server(UserApi(store), server)
         order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(store, purchase), server)
         return ("ticketing.orders.v1.UserService", "ticketing.orders.v1.OrderService")

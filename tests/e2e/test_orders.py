@@ -9,45 +9,10 @@ import httpx
 import pytest
 
 from stack.invariants import violations
-
-
-async def _user(rest: httpx.AsyncClient) -> str:
-    reply = await rest.post(
-        "/v1/users", json={"email": f"fan-{uuid.uuid4().hex[:8]}@example.com", "name": "Fan"}
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["id"])
-
-
-async def _event(rest: httpx.AsyncClient, capacity: int) -> str:
-    reply = await rest.post(
-        "/v1/events",
-        json={
-            "displayName": "Orders test",
-            "ticketTypes": [
-                {
-                    "name": "GA",
-                    "price": {"currencyCode": "EUR", "units": "50", "nanos": 500000000},
-                    "capacity": capacity,
-                }
-            ],
-        },
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["id"])
-
-
-async def _stock(rest: httpx.AsyncClient, event_id: str) -> tuple[int, int, int]:
-    [s] = (await rest.get(f"/v1/events/{event_id}/availability")).json()["ticketTypes"]
-    return s["available"], s["held"], s["sold"]
-
-
-async def _eventually(check, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    assert await check()
+from tests.e2e.shop import eventually as _eventually
+from tests.e2e.shop import new_event as _event
+from tests.e2e.shop import new_user as _user
+from tests.e2e.shop import stock as _stock
 
 
 async def test_buy_pay_and_the_stock_is_sold(rest: httpx.AsyncClient) -> None:

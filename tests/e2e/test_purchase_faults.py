@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 import psycopg
 
 from stack.invariants import violations
-
-
-async def _user(rest: httpx.AsyncClient) -> str:
-    reply = await rest.post(
-        "/v1/users", json={"email": f"fan-{uuid.uuid4().hex[:8]}@example.com", "name": "Fan"}
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["id"])
-
-
-async def _event(rest: httpx.AsyncClient, capacity: int) -> str:
-    reply = await rest.post(
-        "/v1/events",
-        json={
-            "displayName": "Faults test",
-            "ticketTypes": [
-                {"name": "GA", "price": {"currencyCode": "EUR", "units": "20"}, "capacity": capacity}
-            ],
-        },
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["id"])
+from tests.e2e.shop import eventually as _eventually
+from tests.e2e.shop import new_event as _event
+from tests.e2e.shop import new_user as _user
 
 
 async def _order(rest: httpx.AsyncClient, user_id: str, event_id: str) -> str:
@@ -47,15 +27,6 @@ async def _confirmations(rest: httpx.AsyncClient, order_id: str) -> int:
     reply = await rest.get("/v1/notifications", params={"orderId": order_id})
     assert reply.status_code == 200, reply.text
     return sum(1 for n in reply.json().get("notifications", []) if n["kind"] == "ORDER_CONFIRMED")
-
-
-async def _eventually(check, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    assert await check()
 
 
 async def _set_mode(stack, **mode: float) -> None:
