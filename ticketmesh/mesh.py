@@ -8,8 +8,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from ticketmesh import context, errors
 
@@ -55,13 +53,8 @@ async def open_channel(stack: AsyncExitStack, address: str) -> grpc.aio.Channel:
 
 def service_error(err: grpc.aio.AioRpcError) -> errors.ServiceError:
     """The typed error behind a failed mesh call, keeping its reason and metadata."""
-    reason, metadata = "", {}
-    status = rpc_status.from_call(err)
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, metadata = info.reason, dict(info.metadata)
+    info = errors.error_info(err)
+    reason, metadata = (info.reason, dict(info.metadata)) if info is not None else ("", {})
     cls = _BY_CODE.get(err.code())
     if cls is None or cls is errors.InvalidArgument:
         # The peer rejected what we sent, or failed: our caller did nothing wrong.

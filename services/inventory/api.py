@@ -8,14 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
 
 from services.inventory import metrics
 from services.inventory.domain import (
     Event,
     EventSpec,
-    Price,
     Reservation,
     Stock,
     Strategy,
@@ -40,18 +37,7 @@ from ticketing.inventory.v1 import (
 from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
 from ticketmesh import idempotency, paging
 from ticketmesh.errors import InvalidArgument, ServiceError
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _money(price: Price) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=price.currency, units=price.units, nanos=price.nanos)
+from ticketmesh.values import Money, timestamp
 
 
 def _event_pb(event: Event) -> inv.Event:
@@ -59,12 +45,12 @@ def _event_pb(event: Event) -> inv.Event:
         id=event.id,
         display_name=event.display_name,
         venue=event.venue,
-        start_time=_ts(event.start_time),
+        start_time=timestamp(event.start_time),
         ticket_types=[
-            inv.TicketType(name=tt.name, price=_money(tt.price), capacity=tt.capacity)
+            inv.TicketType(name=tt.name, price=tt.price.to_pb(), capacity=tt.capacity)
             for tt in event.ticket_types
         ],
-        create_time=_ts(event.create_time),
+        create_time=timestamp(event.create_time),
     )
 
 
@@ -81,7 +67,7 @@ def _availability_pb(event_id: str, stock: list[Stock], read_time: datetime) -> 
             )
             for s in stock
         ],
-        read_time=_ts(read_time),
+        read_time=timestamp(read_time),
     )
 
 
@@ -92,9 +78,9 @@ def _reservation_pb(r: Reservation) -> res.Reservation:
         ticket_type=r.ticket_type,
         quantity=r.quantity,
         state=res.Reservation.State.Value(r.state.value),  # type: ignore[arg-type]
-        unit_price=_money(r.unit_price),
-        create_time=_ts(r.create_time),
-        update_time=_ts(r.update_time),
+        unit_price=r.unit_price.to_pb(),
+        create_time=timestamp(r.create_time),
+        update_time=timestamp(r.update_time),
     )
 
 
@@ -130,10 +116,7 @@ class InventoryApi(inv_grpc.InventoryServiceServicer):
             venue=e.venue,
             start_time=e.start_time.ToDatetime(tzinfo=UTC) if e.HasField("start_time") else None,
             ticket_types=tuple(
-                TicketTypeSpec(
-                    tt.name, Price(tt.price.currency_code, tt.price.units, tt.price.nanos), tt.capacity
-                )
-                for tt in e.ticket_types
+                TicketTypeSpec(tt.name, Money.from_pb(tt.price), tt.capacity) for tt in e.ticket_types
             ),
         )
         check_event(spec)

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from ticketmesh.errors import Aborted, InvalidArgument
+from ticketmesh.values import Money
 
 
 class Strategy(StrEnum):
@@ -25,16 +26,9 @@ class State(StrEnum):
 
 
 @dataclass(frozen=True)
-class Price:
-    currency: str
-    units: int
-    nanos: int
-
-
-@dataclass(frozen=True)
 class TicketTypeSpec:
     name: str
-    price: Price
+    price: Money
     capacity: int
 
 
@@ -70,7 +64,7 @@ class Reservation:
     ticket_type: str
     quantity: int
     state: State
-    unit_price: Price
+    unit_price: Money
     create_time: datetime
     update_time: datetime
 
@@ -89,7 +83,7 @@ def check_event(spec: EventSpec) -> None:
         if tt.name in seen:
             violations.append((f"{where}.name", f"duplicate ticket type name {tt.name!r}"))
         seen.add(tt.name)
-        violations.extend(_price_violations(tt.price, f"{where}.price"))
+        violations.extend(tt.price.violations(f"{where}.price", positive=False))
     currencies = {tt.price.currency for tt in spec.ticket_types}
     if len(currencies) > 1:
         violations.append(("event.ticket_types", "all prices must use one currency"))
@@ -97,7 +91,7 @@ def check_event(spec: EventSpec) -> None:
         raise InvalidArgument(violations)
 
 
-def _price_violations(price: Price, where: str) -> list[tuple[str, str]]:
+def _price_violations(price: Money, where: str) -> list[tuple[str, str]]:
     out = []
     if len(price.currency) != 3 or not price.currency.isascii() or not price.currency.isupper():
         out.append((f"{where}.currency_code", "must be a 3-letter ISO 4217 code such as EUR"))

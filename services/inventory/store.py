@@ -13,7 +13,6 @@ from psycopg_pool import AsyncConnectionPool
 from services.inventory.domain import (
     Event,
     EventSpec,
-    Price,
     Reservation,
     State,
     Stock,
@@ -23,6 +22,7 @@ from services.inventory.domain import (
 )
 from ticketmesh.errors import AlreadyExists, FailedPrecondition, NotFound
 from ticketmesh.idempotency import reused
+from ticketmesh.values import Money
 
 # Take stock and record the hold in one statement. `existing` makes a repeat of the same
 # reservation id a no-op; a concurrent repeat trips the primary key and rolls the whole statement
@@ -77,10 +77,16 @@ def _reservation(row: tuple[Any, ...]) -> Reservation:
         ticket_type=ticket_type,
         quantity=quantity,
         state=State(state),
-        unit_price=Price(currency, units, nanos),
+        unit_price=Money(currency, units, nanos),
         create_time=create_time,
         update_time=update_time,
     )
+
+
+def _new_hold(
+    rid: str, event_id: str, ticket_type: str, quantity: int, unit_price: Money, created: datetime
+) -> Reservation:
+    return Reservation(rid, event_id, ticket_type, quantity, State.HELD, unit_price, created, created)
 
 
 class InventoryStore:
@@ -132,16 +138,7 @@ class InventoryStore:
         outcome = {row[0]: row for row in rows}
         if "made" in outcome:
             _, currency, units, nanos, created = outcome["made"]
-            return Reservation(
-                rid,
-                event_id,
-                ticket_type,
-                quantity,
-                State.HELD,
-                Price(currency, units, nanos),
-                created,
-                created,
-            )
+            return _new_hold(rid, event_id, ticket_type, quantity, Money(currency, units, nanos), created)
         if "seen" in outcome:
             return await self.get_reservation(rid)
         if "stock" in outcome:
@@ -206,17 +203,7 @@ class InventoryStore:
                     )
                 ).fetchone()
                 assert made is not None
-                created = made[0]
-                return Reservation(
-                    rid,
-                    event_id,
-                    ticket_type,
-                    quantity,
-                    State.HELD,
-                    Price(currency, units, nanos),
-                    created,
-                    created,
-                )
+                return _new_hold(rid, event_id, ticket_type, quantity, Money(currency, units, nanos), made[0])
         except psycopg.errors.UniqueViolation:
             return await self.get_reservation(rid)
 
@@ -393,7 +380,7 @@ class InventoryStore:
         by_event: dict[str, list[TicketTypeSpec]] = {}
         for event_id, name, currency, units, nanos, capacity in types:
             by_event.setdefault(event_id, []).append(
-                TicketTypeSpec(name, Price(currency, units, nanos), capacity)
+                TicketTypeSpec(name, Money(currency, units, nanos), capacity)
             )
         return [
             (seq, Event(eid, display, venue, start, tuple(by_event.get(eid, ())), created))

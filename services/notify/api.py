@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.notify.domain import Notification
 from services.notify.store import NotifyStore
@@ -13,12 +12,11 @@ from ticketing.notify.v1 import notification_service_pb2 as pb
 from ticketing.notify.v1 import notification_service_pb2_grpc as pb_grpc
 from ticketmesh import paging
 from ticketmesh.errors import InvalidArgument
+from ticketmesh.values import timestamp
 
 
 def _notification_pb(n: Notification) -> pb.Notification:
-    create_time = Timestamp()
-    if n.create_time is not None:
-        create_time.FromDatetime(n.create_time)
+    create_time = timestamp(n.create_time)
     return pb.Notification(
         id=n.id,
         kind=n.kind.value,  # enum fields take their value names

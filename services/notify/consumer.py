@@ -17,10 +17,11 @@ from nats.js import JetStreamContext
 from psycopg_pool import PoolTimeout
 
 from services.notify import metrics
-from services.notify.domain import Amount, Kind, OrderEvent, PoisonMessage, check_event, lag_seconds, render
+from services.notify.domain import Kind, OrderEvent, PoisonMessage, check_event, lag_seconds, render
 from services.notify.store import NotifyStore
 from ticketing.orders.v1 import events_pb2
 from ticketmesh import broker
+from ticketmesh.values import Money
 
 STREAM = "ORDERS"
 DURABLE = "notify"
@@ -59,7 +60,7 @@ def decode(subject: str, payload: bytes) -> OrderEvent | None:
         event_id=order.event_id,
         ticket_type=order.ticket_type,
         quantity=order.quantity,
-        amount=Amount(order.amount.currency_code, order.amount.units, order.amount.nanos),
+        amount=Money.from_pb(order.amount),
         user_email=message.user_email,
         user_name=message.user_name,
     )

@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from ticketmesh.values import Money
+
 
 class Kind(StrEnum):
     ORDER_CONFIRMED = "ORDER_CONFIRMED"
@@ -16,13 +18,6 @@ class Kind(StrEnum):
 
 class PoisonMessage(Exception):
     """A message no retry can help: it does not decode, or lacks what a notification needs."""
-
-
-@dataclass(frozen=True)
-class Amount:
-    currency: str
-    units: int
-    nanos: int
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class OrderEvent:
     event_id: str
     ticket_type: str
     quantity: int
-    amount: Amount
+    amount: Money
     user_email: str
     user_name: str
 
@@ -72,7 +67,7 @@ def check_event(event: OrderEvent) -> None:
         raise PoisonMessage(f"{event.kind.value} event lacks {', '.join(missing)}")
 
 
-def format_money(amount: Amount) -> str:
+def format_money(amount: Money) -> str:
     """google.type.Money as people read it: "150.00 EUR", "0.005 USD", "-2.50 EUR"."""
     value = Decimal(amount.units) + Decimal(amount.nanos).scaleb(-9)
     cents = value.quantize(Decimal("0.01"))

@@ -5,11 +5,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from google.type import money_pb2
-
 from ticketmesh.errors import FailedPrecondition, InvalidArgument
-
-NANOS = 1_000_000_000
 
 
 class Status(StrEnum):
@@ -31,14 +27,6 @@ def new_user_id() -> str:
 def check_quantity(quantity: int, maximum: int) -> None:
     if not 1 <= quantity <= maximum:
         raise InvalidArgument([("quantity", f"must be between 1 and {maximum}")])
-
-
-def total(unit: money_pb2.Money, quantity: int) -> money_pb2.Money:
-    """unit x quantity, exact (integer nanos), normalised as google.type.Money wants."""
-    nanos = (unit.units * NANOS + unit.nanos) * quantity
-    units, rest = divmod(abs(nanos), NANOS)
-    sign = -1 if nanos < 0 else 1
-    return money_pb2.Money(currency_code=unit.currency_code, units=sign * units, nanos=sign * rest)
 
 
 def charge_key(order_id: str, pay_key: str) -> str:

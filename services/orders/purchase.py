@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from services.orders import keys
-from services.orders.domain import Status, charge_key, check_quantity, new_order_id, not_payable, total
+from services.orders.domain import Status, charge_key, check_quantity, new_order_id, not_payable
 from services.orders.store import OrdersStore
 from ticketing.inventory.v1 import reservation_service_pb2 as res
 from ticketing.inventory.v1 import reservation_service_pb2_grpc as res_grpc
@@ -21,6 +21,7 @@ from ticketing.payments.v1 import payment_service_pb2_grpc as pay_grpc
 from ticketing.type.v1 import payment_method_pb2, reservation_strategy_pb2
 from ticketmesh import context, mesh
 from ticketmesh.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
+from ticketmesh.values import Money
 
 # Final answers are stored with the key and given again; anything else lets a retry redo the work.
 _FINAL_CODES = {grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}
@@ -84,7 +85,7 @@ class Purchase:
                 ticket_type=request.ticket_type,
                 quantity=request.quantity,
                 strategy=request.strategy or reservation_strategy_pb2.COMPARE_AND_SET,
-                amount=total(held.unit_price, request.quantity),
+                amount=Money.from_pb(held.unit_price).times(request.quantity).to_pb(),
             )
             async with self.store.pool.connection() as conn, conn.transaction():
                 made = await self.store.insert_order(conn, order, self.hold_seconds)

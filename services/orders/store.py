@@ -4,12 +4,9 @@ transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import psycopg
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -20,17 +17,12 @@ from ticketing.orders.v1 import user_service_pb2 as user_pb2
 from ticketing.type.v1 import reservation_strategy_pb2
 from ticketmesh import outbox
 from ticketmesh.errors import AlreadyExists, NotFound
+from ticketmesh.values import Money, timestamp
 
 _ORDER_COLUMNS = (
     "id, user_id, event_id, ticket_type, quantity, status, strategy, amount_currency, amount_units,"
     " amount_nanos, expire_time, payment_method, charge_id, refunded, create_time, update_time, pay_key"
 )
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def order_from_row(row: tuple[Any, ...]) -> order_pb2.Order:
@@ -43,14 +35,14 @@ def order_from_row(row: tuple[Any, ...]) -> order_pb2.Order:
         ticket_type=ticket_type,
         quantity=quantity,
         status=status,
-        amount=money_pb2.Money(currency_code=currency, units=units, nanos=nanos),
+        amount=Money(currency, units, nanos).to_pb(),
         strategy=strategy,
-        expire_time=_ts(expire_time),
+        expire_time=timestamp(expire_time),
         payment_method=method or None,
         charge_id=charge_id,
         refunded=refunded,
-        create_time=_ts(create_time),
-        update_time=_ts(update_time),
+        create_time=timestamp(create_time),
+        update_time=timestamp(update_time),
     )
 
 
@@ -74,7 +66,7 @@ class OrdersStore:
         except psycopg.errors.UniqueViolation:
             raise AlreadyExists(f"a user with email {email} exists", reason="USER_EXISTS") from None
         assert row is not None
-        return user_pb2.User(id=user_id, email=email, name=name, create_time=_ts(row[0]))
+        return user_pb2.User(id=user_id, email=email, name=name, create_time=timestamp(row[0]))
 
     async def get_user(self, user_id: str) -> user_pb2.User:
         async with self.pool.connection() as conn:
@@ -83,7 +75,7 @@ class OrdersStore:
             ).fetchone()
         if row is None:
             raise NotFound(f"user {user_id} not found", reason="USER_NOT_FOUND")
-        return user_pb2.User(id=row[0], email=row[1], name=row[2], create_time=_ts(row[3]))
+        return user_pb2.User(id=row[0], email=row[1], name=row[2], create_time=timestamp(row[3]))
 
     # -- orders ---------------------------------------------------------------------------------
 

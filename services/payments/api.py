@@ -9,7 +9,6 @@ import grpc
 
 from services.payments import metrics
 from services.payments.domain import (
-    Amount,
     ChargeRequest,
     Method,
     Mode,
@@ -31,6 +30,7 @@ from ticketing.type.v1 import payment_method_pb2
 from ticketmesh import idempotency
 from ticketmesh.errors import ServiceError
 from ticketmesh.idempotency import reused
+from ticketmesh.values import Money
 
 
 def _mode_pb(mode: Mode) -> admin.Mode:
@@ -47,7 +47,7 @@ def charge_request_from_pb(request: pay.CreateChargeRequest) -> ChargeRequest:
     return ChargeRequest(
         key=request.key,
         order_id=request.order_id,
-        amount=Amount(a.currency_code, a.units, a.nanos),
+        amount=Money.from_pb(a),
         method=Method(payment_method_pb2.PaymentMethod.Name(request.method)),
     )
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from ticketmesh.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ticketmesh.values import Money
 
 # What a bank transfer takes to settle when SetMode leaves settle_delay_ms at 0.
 DEFAULT_SETTLE_DELAY_MS = 2000
@@ -29,19 +30,12 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
-class Amount:
-    currency: str
-    units: int
-    nanos: int
-
-
-@dataclass(frozen=True)
 class ChargeRequest:
     """What CreateCharge asks for; the key names it."""
 
     key: str
     order_id: str
-    amount: Amount
+    amount: Money
     method: Method
 
 
@@ -50,7 +44,7 @@ class Charge:
     id: str
     key: str
     order_id: str
-    amount: Amount
+    amount: Money
     method: Method
     status: Status
     decline_reason: str
@@ -118,15 +112,9 @@ def new_charge_id() -> str:
     return f"ch_{secrets.token_hex(12)}"
 
 
-def check_amount(amount: Amount) -> None:
+def check_amount(amount: Money) -> None:
     """What protovalidate cannot say about google.type.Money: a currency code, a positive amount."""
-    violations: list[tuple[str, str]] = []
-    if len(amount.currency) != 3 or not amount.currency.isascii() or not amount.currency.isupper():
-        violations.append(("amount.currency_code", "must be a 3-letter ISO 4217 code such as EUR"))
-    if not -999_999_999 <= amount.nanos <= 999_999_999:
-        violations.append(("amount.nanos", "must be within +-999,999,999"))
-    elif amount.units < 0 or amount.nanos < 0 or (amount.units == 0 and amount.nanos == 0):
-        violations.append(("amount", "must be positive"))
+    violations = amount.violations("amount", positive=True)
     if violations:
         raise InvalidArgument(violations)
 

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
-
 from services.payments.domain import Charge
 from ticketing.payments.v1 import events_pb2
 from ticketing.payments.v1 import payment_service_pb2 as pay
+from ticketmesh.values import timestamp
 
 # Stream PAYMENTS; orders consumes it to confirm a bank-transfer order.
 CHARGE_SETTLED_SUBJECT = "ticketing.payments.charge.settled.v1"
-
-
-def timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def charge_pb(c: Charge) -> pay.Charge:
@@ -26,7 +16,7 @@ def charge_pb(c: Charge) -> pay.Charge:
         id=c.id,
         key=c.key,
         order_id=c.order_id,
-        amount=money_pb2.Money(currency_code=c.amount.currency, units=c.amount.units, nanos=c.amount.nanos),
+        amount=c.amount.to_pb(),
         method=c.method.value,  # enum fields take their value names
         status=c.status.value,
         decline_reason=c.decline_reason,

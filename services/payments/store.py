@@ -11,7 +11,6 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.payments.domain import (
-    Amount,
     Charge,
     ChargeRequest,
     Method,
@@ -25,6 +24,7 @@ from services.payments.domain import (
 from services.payments.events import CHARGE_SETTLED_SUBJECT, charge_settled
 from ticketmesh import outbox
 from ticketmesh.idempotency import reused
+from ticketmesh.values import Money
 
 _COLUMNS = (
     "id, key, order_id, amount_currency, amount_units, amount_nanos, method, status, decline_reason, "
@@ -39,7 +39,7 @@ def _charge(row: tuple[Any, ...]) -> Charge:
         id=cid,
         key=key,
         order_id=order_id,
-        amount=Amount(currency, units, nanos),
+        amount=Money(currency, units, nanos),
         method=Method(method),
         status=Status(status),
         decline_reason=reason,

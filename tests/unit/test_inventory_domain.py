@@ -2,8 +2,9 @@
 
 import pytest
 
-from services.inventory.domain import EventSpec, Price, TicketTypeSpec, check_event, new_event_id, sold_out
+from services.inventory.domain import EventSpec, TicketTypeSpec, check_event, new_event_id, sold_out
 from ticketmesh.errors import InvalidArgument
+from ticketmesh.values import Money
 
 
 def _spec(*types: TicketTypeSpec) -> EventSpec:
@@ -18,14 +19,14 @@ def test_event_codes_are_unique_and_well_formed() -> None:
 
 def test_valid_event_passes() -> None:
     check_event(
-        _spec(TicketTypeSpec("GA", Price("EUR", 50, 0), 100), TicketTypeSpec("VIP", Price("EUR", 120, 0), 5))
+        _spec(TicketTypeSpec("GA", Money("EUR", 50, 0), 100), TicketTypeSpec("VIP", Money("EUR", 120, 0), 5))
     )
 
 
 def test_duplicate_ticket_type_names_are_rejected() -> None:
     with pytest.raises(InvalidArgument) as err:
         check_event(
-            _spec(TicketTypeSpec("GA", Price("EUR", 1, 0), 1), TicketTypeSpec("GA", Price("EUR", 1, 0), 1))
+            _spec(TicketTypeSpec("GA", Money("EUR", 1, 0), 1), TicketTypeSpec("GA", Money("EUR", 1, 0), 1))
         )
     assert err.value.violations[0][0] == "event.ticket_types[1].name"
 
@@ -33,12 +34,12 @@ def test_duplicate_ticket_type_names_are_rejected() -> None:
 @pytest.mark.parametrize(
     ("price", "field"),
     [
-        (Price("eur", 1, 0), "event.ticket_types[0].price.currency_code"),
-        (Price("EURO", 1, 0), "event.ticket_types[0].price.currency_code"),
-        (Price("EUR", -1, 0), "event.ticket_types[0].price"),
+        (Money("eur", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Money("EURO", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Money("EUR", -1, 0), "event.ticket_types[0].price"),
     ],
 )
-def test_bad_prices_are_rejected(price: Price, field: str) -> None:
+def test_bad_prices_are_rejected(price: Money, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         check_event(_spec(TicketTypeSpec("GA", price, 1)))
     assert err.value.violations[0][0] == field
@@ -47,7 +48,7 @@ def test_bad_prices_are_rejected(price: Price, field: str) -> None:
 def test_mixed_currencies_are_rejected() -> None:
     with pytest.raises(InvalidArgument):
         check_event(
-            _spec(TicketTypeSpec("A", Price("EUR", 1, 0), 1), TicketTypeSpec("B", Price("USD", 1, 0), 1))
+            _spec(TicketTypeSpec("A", Money("EUR", 1, 0), 1), TicketTypeSpec("B", Money("USD", 1, 0), 1))
         )
 
 

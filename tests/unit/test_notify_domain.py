@@ -10,7 +10,6 @@ from google.type import money_pb2
 
 from services.notify.consumer import decode
 from services.notify.domain import (
-    Amount,
     Kind,
     OrderEvent,
     PoisonMessage,
@@ -21,6 +20,7 @@ from services.notify.domain import (
 )
 from ticketing.orders.v1 import events_pb2
 from ticketing.orders.v1 import order_service_pb2 as order_pb2
+from ticketmesh.values import Money
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def _event(kind: Kind = Kind.ORDER_CONFIRMED, **changes: object) -> OrderEvent:
         "event_id": "EVNT-ROCK-2025",
         "ticket_type": "GA",
         "quantity": 3,
-        "amount": Amount("EUR", 150, 0),
+        "amount": Money("EUR", 150, 0),
         "user_email": "ada@example.com",
         "user_name": "Ada",
     }
@@ -46,14 +46,14 @@ def _event(kind: Kind = Kind.ORDER_CONFIRMED, **changes: object) -> OrderEvent:
 @pytest.mark.parametrize(
     ("amount", "text"),
     [
-        (Amount("EUR", 150, 0), "150.00 EUR"),
-        (Amount("EUR", 49, 990_000_000), "49.99 EUR"),
-        (Amount("USD", 0, 5_000_000), "0.005 USD"),
-        (Amount("EUR", -2, -500_000_000), "-2.50 EUR"),
-        (Amount("JPY", 1200, 0), "1200.00 JPY"),
+        (Money("EUR", 150, 0), "150.00 EUR"),
+        (Money("EUR", 49, 990_000_000), "49.99 EUR"),
+        (Money("USD", 0, 5_000_000), "0.005 USD"),
+        (Money("EUR", -2, -500_000_000), "-2.50 EUR"),
+        (Money("JPY", 1200, 0), "1200.00 JPY"),
     ],
 )
-def test_money_reads_as_people_write_it(amount: Amount, text: str) -> None:
+def test_money_reads_as_people_write_it(amount: Money, text: str) -> None:
     assert format_money(amount) == text
 
 
@@ -132,7 +132,7 @@ def test_decode_reads_the_event_its_subject_names() -> None:
         "USR-9",
         WHEN,
     )
-    assert event.amount == Amount("EUR", 99, 500_000_000)
+    assert event.amount == Money("EUR", 99, 500_000_000)
 
 
 def test_decode_skips_order_subjects_notify_does_not_answer() -> None:

@@ -10,7 +10,6 @@ import pytest
 from services.payments.domain import (
     DECLINE_REASON,
     DEFAULT_SETTLE_DELAY_MS,
-    Amount,
     Charge,
     ChargeRequest,
     Method,
@@ -24,6 +23,7 @@ from services.payments.domain import (
     new_charge_id,
 )
 from ticketmesh.errors import FailedPrecondition, InvalidArgument
+from ticketmesh.values import Money
 
 
 class Scripted:
@@ -36,7 +36,7 @@ class Scripted:
         return self.draws.pop(0)
 
 
-EUR_50 = Amount("EUR", 50, 0)
+EUR_50 = Money("EUR", 50, 0)
 
 
 def _charge(status: Status) -> Charge:
@@ -87,20 +87,20 @@ def test_a_stored_charge_answers_only_the_same_ask() -> None:
     charge = _charge(Status.APPROVED)
     assert charge.answers(ChargeRequest("other-key", "ORD-1", EUR_50, Method.CARD))
     assert not charge.answers(ChargeRequest("k", "ORD-2", EUR_50, Method.CARD))
-    assert not charge.answers(ChargeRequest("k", "ORD-1", Amount("EUR", 51, 0), Method.CARD))
+    assert not charge.answers(ChargeRequest("k", "ORD-1", Money("EUR", 51, 0), Method.CARD))
     assert not charge.answers(ChargeRequest("k", "ORD-1", EUR_50, Method.BANK_TRANSFER))
 
 
 @pytest.mark.parametrize(
     ("amount", "field"),
     [
-        (Amount("eur", 1, 0), "amount.currency_code"),
-        (Amount("EUR", 0, 0), "amount"),
-        (Amount("EUR", -5, 0), "amount"),
-        (Amount("EUR", 1, 1_000_000_000), "amount.nanos"),
+        (Money("eur", 1, 0), "amount.currency_code"),
+        (Money("EUR", 0, 0), "amount"),
+        (Money("EUR", -5, 0), "amount"),
+        (Money("EUR", 1, 1_000_000_000), "amount.nanos"),
     ],
 )
-def test_bad_amounts_name_the_field(amount: Amount, field: str) -> None:
+def test_bad_amounts_name_the_field(amount: Money, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         check_amount(amount)
     assert err.value.violations[0][0] == field
