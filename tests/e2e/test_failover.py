@@ -36,6 +36,18 @@ async def _load_while(stack, event_id: str, disrupt) -> tuple[int, int]:
     return counts["ok"] + counts["failed"], counts["failed"]
 
 
+async def _restart_and_see_traffic(stack, replica: str) -> None:
+    """Restarts the replica, then waits until Envoy routes calls to it again, so the tests after
+    this one find both replicas serving (healthy in /clusters alone did not always mean routed)."""
+    await asyncio.to_thread(stack.restart, replica)
+    async with grpc.aio.insecure_channel(stack.public_grpc) as channel:
+        stub = inv_grpc.InventoryServiceStub(channel)
+        deadline = time.monotonic() + 15
+        while (await stub.WhoAmI(inv.WhoAmIRequest(), timeout=5)).replica != replica:
+            assert time.monotonic() < deadline, f"Envoy sends nothing to {replica} after its restart"
+            await asyncio.sleep(0.05)
+
+
 async def _event(stack) -> str:
     async with httpx.AsyncClient(base_url=stack.public_url) as rest:
         reply = await rest.post(
@@ -59,7 +71,7 @@ async def test_sigterm_of_a_replica_fails_no_request(stack) -> None:
 
     requests, failures = await _load_while(stack, event_id, leave)
     print(f"\nSIGTERM {victim}: {requests} requests, {failures} failed")
-    await asyncio.to_thread(stack.restart, victim)
+    await _restart_and_see_traffic(stack, victim)
     assert requests > 100
     assert failures == 0
 
@@ -74,7 +86,7 @@ async def test_sigkill_of_a_replica_is_absorbed_by_retries(stack) -> None:
 
     requests, failures = await _load_while(stack, event_id, crash)
     print(f"\nSIGKILL {victim}: {requests} requests, {failures} failed in {time.monotonic() - started:.1f} s")
-    await asyncio.to_thread(stack.restart, victim)
+    await _restart_and_see_traffic(stack, victim)
     assert requests > 100
     # Target zero: Envoy retries reset/refused calls on the other replica. Stated, and bounded.
     assert failures <= requests // 100

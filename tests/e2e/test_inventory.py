@@ -11,14 +11,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketing.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 from ticketing.inventory.v1 import reservation_service_pb2 as res
 from ticketing.inventory.v1 import reservation_service_pb2_grpc as res_grpc
 from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
+from ticketmesh.errors import error_info
 from ticketmesh.server import PUBLIC_SERVICES
 
 
@@ -39,14 +38,8 @@ async def _create_event(rest: httpx.AsyncClient, capacity: int) -> str:
 
 
 def _reason(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+    info = error_info(err)
+    return info.reason if info is not None else ""
 
 
 def _handled(stack, replica: str, method: str) -> float:

@@ -11,17 +11,15 @@ import pytest
 from stack.invariants import violations
 from tests.e2e.shop import eventually as _eventually
 from tests.e2e.shop import new_event as _event
+from tests.e2e.shop import new_order as _order
 from tests.e2e.shop import new_user as _user
+from tests.e2e.shop import payments_mode
 from tests.e2e.shop import stock as _stock
 
 
 async def test_buy_pay_and_the_stock_is_sold(rest: httpx.AsyncClient) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 5)
-    order = (
-        await rest.post(
-            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 2}
-        )
-    ).json()
+    order = await _order(rest, user_id, event_id, 2)
     assert order["status"] == "PENDING_PAYMENT"
     assert order["amount"] == {"currencyCode": "EUR", "units": "101", "nanos": 0}
     assert await _stock(rest, event_id) == (3, 2, 0)
@@ -89,11 +87,7 @@ async def test_sold_out_is_409_and_nothing_oversold(rest: httpx.AsyncClient) -> 
 
 async def test_cancel_of_a_paid_order_refunds_and_returns_the_stock(rest: httpx.AsyncClient) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 4)
-    order = (
-        await rest.post(
-            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 4}
-        )
-    ).json()
+    order = await _order(rest, user_id, event_id, 4)
     await rest.post(f"/v1/orders/{order['id']}:pay", json={"paymentMethod": "CARD"})
     cancelled = await rest.post(f"/v1/orders/{order['id']}:cancel", json={})
     assert cancelled.status_code == 200, cancelled.text
@@ -108,24 +102,15 @@ async def test_cancel_of_a_paid_order_refunds_and_returns_the_stock(rest: httpx.
 
 async def test_a_declined_card_leaves_the_order_payable(stack, rest: httpx.AsyncClient) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 2)
-    order = (
-        await rest.post(
-            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
+    order = await _order(rest, user_id, event_id, 1)
+    async with payments_mode(stack, declineRate=1.0):
+        declined = await rest.post(
+            f"/v1/orders/{order['id']}:pay", json={"requestId": "d1", "paymentMethod": "CARD"}
         )
-    ).json()
-    async with httpx.AsyncClient(base_url=stack.admin_api_url) as admin:
-        await admin.post("/admin/v1/payments/mode", json={"declineRate": 1.0})
-        try:
-            declined = await rest.post(
-                f"/v1/orders/{order['id']}:pay", json={"requestId": "d1", "paymentMethod": "CARD"}
-            )
-        finally:
-            await admin.post("/admin/v1/payments/mode", json={})
     assert declined.status_code == 400
     assert declined.json()["details"][0]["reason"] == "PAYMENT_DECLINED"
     assert (await rest.get(f"/v1/orders/{order['id']}")).json()["status"] == "PENDING_PAYMENT"
     assert await _stock(rest, event_id) == (1, 1, 0)
-    await asyncio.sleep(0.6)  # payments caches its mode for up to 0.5 s
     paid = await rest.post(f"/v1/orders/{order['id']}:pay", json={"requestId": "d2", "paymentMethod": "CARD"})
     assert paid.json()["status"] == "CONFIRMED"
 
@@ -147,20 +132,11 @@ async def test_bad_order_input_is_400(rest: httpx.AsyncClient) -> None:
 
 async def test_bank_transfer_confirms_the_order_once_it_settles(stack, rest: httpx.AsyncClient) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 2)
-    order = (
-        await rest.post(
-            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
+    order = await _order(rest, user_id, event_id, 1)
+    async with payments_mode(stack, settleDelayMs=300):
+        paying = await rest.post(
+            f"/v1/orders/{order['id']}:pay", json={"requestId": "bt", "paymentMethod": "BANK_TRANSFER"}
         )
-    ).json()
-    async with httpx.AsyncClient(base_url=stack.admin_api_url) as admin:
-        await admin.post("/admin/v1/payments/mode", json={"settleDelayMs": 300})
-        try:
-            await asyncio.sleep(0.6)  # payments caches its mode for up to 0.5 s
-            paying = await rest.post(
-                f"/v1/orders/{order['id']}:pay", json={"requestId": "bt", "paymentMethod": "BANK_TRANSFER"}
-            )
-        finally:
-            await admin.post("/admin/v1/payments/mode", json={})
     assert paying.status_code == 200, paying.text
     assert paying.json()["status"] == "PAYMENT_IN_PROGRESS"
 
@@ -215,11 +191,7 @@ async def test_an_unpaid_order_expires_its_stock_returns_and_the_buyer_is_told(
     stack, rest: httpx.AsyncClient
 ) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 3)
-    order = (
-        await rest.post(
-            "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 3}
-        )
-    ).json()
+    order = await _order(rest, user_id, event_id, 3)
     assert await _stock(rest, event_id) == (0, 3, 0)
 
     async def expired() -> bool:

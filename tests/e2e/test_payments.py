@@ -19,6 +19,7 @@ from ticketing.payments.v1 import payment_service_pb2 as pay
 from ticketing.payments.v1 import payment_service_pb2_grpc as pay_grpc
 from ticketing.type.v1 import payment_method_pb2 as method_pb2
 from ticketmesh.db import conninfo
+from ticketmesh.errors import error_info
 
 MODE = "/admin/v1/payments/mode"
 CARD = method_pb2.CARD
@@ -64,14 +65,9 @@ def _charge(key: str, order_id: str, units: int = 50, method: int = CARD) -> pay
 
 
 def _info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError(f"no ErrorInfo in {err}")
+    info = error_info(err)
+    assert info is not None, f"no ErrorInfo in {err}"
+    return info
 
 
 def _violated_fields(err: grpc.aio.AioRpcError) -> list[str]:

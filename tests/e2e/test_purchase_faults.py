@@ -12,27 +12,14 @@ import psycopg
 from stack.invariants import violations
 from tests.e2e.shop import eventually as _eventually
 from tests.e2e.shop import new_event as _event
+from tests.e2e.shop import new_order, payments_mode
 from tests.e2e.shop import new_user as _user
-
-
-async def _order(rest: httpx.AsyncClient, user_id: str, event_id: str) -> str:
-    reply = await rest.post(
-        "/v1/orders", json={"userId": user_id, "eventId": event_id, "ticketType": "GA", "quantity": 1}
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["id"])
 
 
 async def _confirmations(rest: httpx.AsyncClient, order_id: str) -> int:
     reply = await rest.get("/v1/notifications", params={"orderId": order_id})
     assert reply.status_code == 200, reply.text
     return sum(1 for n in reply.json().get("notifications", []) if n["kind"] == "ORDER_CONFIRMED")
-
-
-async def _set_mode(stack, **mode: float) -> None:
-    async with httpx.AsyncClient(base_url=stack.admin_api_url, trust_env=False) as admin:
-        reply = await admin.post("/admin/v1/payments/mode", json=mode)
-        assert reply.status_code == 200, reply.text
 
 
 async def _approved_charges(database_url: str, order_id: str) -> int:
@@ -49,12 +36,10 @@ async def _approved_charges(database_url: str, order_id: str) -> int:
 
 async def test_orders_sigkilled_while_a_payment_is_in_flight_charges_once(stack, rest) -> None:
     user_id, event_id = await _user(rest), await _event(rest, 2)
-    order_id = await _order(rest, user_id, event_id)
+    order_id = (await new_order(rest, user_id, event_id))["id"]
     pay_body = {"requestId": "k1", "paymentMethod": "CARD"}
     failed = 0
-    try:
-        await _set_mode(stack, latencyMs=2000)
-        await asyncio.sleep(0.6)  # payments caches its mode for up to 0.5 s
+    async with payments_mode(stack, latencyMs=2000):
         in_flight = asyncio.create_task(rest.post(f"/v1/orders/{order_id}:pay", json=pay_body))
         await asyncio.sleep(0.5)
         await asyncio.to_thread(stack.kill, "orders-1")
@@ -67,9 +52,6 @@ async def test_orders_sigkilled_while_a_payment_is_in_flight_charges_once(stack,
             print(f"\nin-flight pay after SIGKILL: {type(exc).__name__}")
             failed += 1
         await asyncio.to_thread(stack.restart, "orders-1")
-    finally:
-        await _set_mode(stack)
-    await asyncio.sleep(0.6)
 
     deadline = time.monotonic() + 15
     while True:
@@ -113,7 +95,7 @@ async def test_orders_paid_during_a_nats_outage_are_each_confirmed_once(stack, r
     try:
         order_ids = []
         for n in range(20):
-            order_id = await _order(rest, user_id, event_id)
+            order_id = (await new_order(rest, user_id, event_id))["id"]
             paid = await rest.post(
                 f"/v1/orders/{order_id}:pay", json={"requestId": f"nats-{n}", "paymentMethod": "CARD"}
             )
