@@ -3,10 +3,12 @@ check what the services rely on (transcoding, routing, retries' targets, headers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,10 +83,13 @@ class Calls:
 
     metadata: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     replicas: list[str] = field(default_factory=list)
+    # Per method, the seconds each call had left when it arrived (None: no deadline).
+    time_left: dict[str, list[float | None]] = field(default_factory=dict)
 
     def record(self, method: str, context: grpc.aio.ServicerContext) -> dict[str, str]:
         seen = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         self.metadata.setdefault(method, []).append(seen)
+        self.time_left.setdefault(method, []).append(context.time_remaining())
         return seen
 
 
@@ -138,12 +143,24 @@ class FakeReservations(res_grpc.ReservationServiceServicer):
 
 
 class FakePayments(pay_grpc.PaymentServiceServicer):
+    """A gateway that is down (UNAVAILABLE) while `down` is set, and otherwise declines every
+    refund (FAILED_PRECONDITION, a business answer) and finds every charge."""
+
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
+        self.down = True
 
     async def GetCharge(self, request: pay.GetChargeRequest, context: grpc.aio.ServicerContext) -> pay.Charge:
         self.calls.record("GetCharge", context)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "gateway down")
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "gateway down")
+        return pay.Charge(id=request.charge_id)
+
+    async def RefundCharge(
+        self, request: pay.RefundChargeRequest, context: grpc.aio.ServicerContext
+    ) -> pay.Charge:
+        self.calls.record("RefundCharge", context)
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not refundable")
 
 
 class FakePaymentAdmin(admin_grpc.PaymentAdminServiceServicer):
@@ -159,6 +176,7 @@ class Mesh:
     admin_api_url: str
     admin_url: str
     calls: Calls
+    gateway: FakePayments
 
 
 async def _fake_server(*servicers: object) -> tuple[grpc.aio.Server, int]:
@@ -186,7 +204,8 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     servers = [
         await _fake_server(FakeInventory(f"inventory-{n}", calls), FakeReservations(calls)) for n in (1, 2)
     ]
-    payments = await _fake_server(FakePayments(calls), FakePaymentAdmin())
+    gateway = FakePayments(calls)
+    payments = await _fake_server(gateway, FakePaymentAdmin())
     public, mesh_port, admin_api, admin_port = free_ports(4)
     config = render_envoy_config(
         EnvoySettings(
@@ -218,7 +237,8 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
 
             async def all_healthy() -> bool:
                 text = (await client.get(f"{admin_url}/clusters")).text
-                return text.count("health_flags::healthy") == 3
+                # Two inventory replicas, and payments behind the breaker and behind the admin API.
+                return text.count("health_flags::healthy") == 4
 
             await wait_until(all_healthy, what="healthy backends", seconds=30, process=envoy)
         yield Mesh(
@@ -228,6 +248,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
             admin_api_url=f"http://127.0.0.1:{admin_api}",
             admin_url=admin_url,
             calls=calls,
+            gateway=gateway,
         )
     finally:
         await envoy.stop(grace=5)
@@ -253,6 +274,18 @@ async def test_request_id_is_generated_and_returned(mesh: Mesh, rest: httpx.Asyn
     request_id = reply.headers.get("x-request-id")
     assert request_id
     assert mesh.calls.metadata["WhoAmI"][-1]["x-request-id"] == request_id
+
+
+async def test_every_call_reaches_a_service_with_a_deadline(mesh: Mesh, rest: httpx.AsyncClient) -> None:
+    # REST has no deadline of its own: the route's timeout (15 s) becomes the call's deadline.
+    assert (await rest.get("/v1/whoami")).status_code == 200
+    left = mesh.calls.time_left["WhoAmI"][-1]
+    assert left is not None and 13 < left <= 15
+    # A gRPC client's shorter deadline travels as it is.
+    async with grpc.aio.insecure_channel(mesh.public_grpc) as channel:
+        await inv_grpc.InventoryServiceStub(channel).WhoAmI(inv.WhoAmIRequest(), timeout=2)
+    left = mesh.calls.time_left["WhoAmI"][-1]
+    assert left is not None and 1 < left <= 2
 
 
 async def test_idempotency_key_reaches_the_service_and_replayed_reaches_the_client(
@@ -290,14 +323,65 @@ async def test_unavailable_is_retried_on_the_other_replica(mesh: Mesh) -> None:
     assert len(mesh.calls.metadata["GetAvailability@inventory-2"]) == 6
 
 
-async def test_payments_unavailable_is_not_retried(mesh: Mesh) -> None:
-    # The orders breaker must see the gateway's UNAVAILABLE, once per call.
-    before = len(mesh.calls.metadata.get("GetCharge", []))
+async def _stat(mesh: Mesh, name: str) -> int:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        text = (await client.get(f"{mesh.admin_url}/stats", params={"filter": f"^{name}$"})).text
+    return int(text.split(":")[1]) if text.strip() else 0
+
+
+async def test_payments_breaker_retries_opens_fails_fast_and_closes(mesh: Mesh) -> None:
+    calls = mesh.calls.metadata
+
+    def seen(method: str) -> int:
+        return len(calls.get(method, []))
+
     async with grpc.aio.insecure_channel(mesh.mesh_grpc) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await pay_grpc.PaymentServiceStub(channel).GetCharge(pay.GetChargeRequest(), timeout=5)
-    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert len(mesh.calls.metadata["GetCharge"]) == before + 1
+        stub = pay_grpc.PaymentServiceStub(channel)
+
+        async def get_charge() -> grpc.StatusCode:
+            try:
+                await stub.GetCharge(pay.GetChargeRequest(charge_id="CHG-1"), timeout=5)
+            except grpc.aio.AioRpcError as err:
+                return err.code()
+            return grpc.StatusCode.OK
+
+        # Declines are answers, not failures: ten in a row leave the breaker closed.
+        for _ in range(10):
+            with pytest.raises(grpc.aio.AioRpcError) as declined:
+                await stub.RefundCharge(pay.RefundChargeRequest(charge_id="CHG-1"), timeout=5)
+            assert declined.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert seen("RefundCharge") == 10
+        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 0
+
+        # UNAVAILABLE is retried twice, with backoff: three attempts reach the gateway.
+        retries = await _stat(mesh, "cluster.payments.upstream_rq_retry")
+        before = seen("GetCharge")
+        assert await get_charge() == grpc.StatusCode.UNAVAILABLE
+        assert seen("GetCharge") == before + 3
+        assert await _stat(mesh, "cluster.payments.upstream_rq_retry") == retries + 2
+
+        # The fifth failure in a row opens the breaker; from then on nothing reaches the gateway
+        # and a call fails at once.
+        assert await get_charge() == grpc.StatusCode.UNAVAILABLE
+        assert seen("GetCharge") == before + 5
+        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 1
+        started = time.monotonic()
+        assert await get_charge() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 0.05
+        assert seen("GetCharge") == before + 5
+
+        # The admin API goes around the breaker: an operator can still reach the gateway.
+        async with grpc.aio.insecure_channel(mesh.admin_api_url.removeprefix("http://")) as admin_channel:
+            admin_stub = admin_grpc.PaymentAdminServiceStub(admin_channel)
+            assert (await admin_stub.GetMode(admin.GetModeRequest(), timeout=5)).latency_ms == 7
+
+        # Half-open after the ejection time: the gateway has recovered, and the next call gets through.
+        mesh.gateway.down = False
+        deadline = time.monotonic() + 8
+        while await get_charge() != grpc.StatusCode.OK:
+            assert time.monotonic() < deadline, "the breaker never closed"
+            await asyncio.sleep(0.2)
+        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 0
 
 
 async def test_internal_service_is_unimplemented_on_the_public_listener(
