@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from ticketmesh import context, metrics
 from ticketmesh.errors import FailedPrecondition, InvalidArgument
 
 HEADER = "idempotency-key"
@@ -50,5 +51,6 @@ def reused(key: Any) -> FailedPrecondition:
 
 
 async def mark_replayed(ctx: grpc.aio.ServicerContext) -> None:
-    """Tells the client (a header over REST) that this answer is a stored one."""
+    """Tells the client (a header over REST) that this answer is a stored one, and counts it."""
+    metrics.IDEMPOTENT_REPLAYS.labels(*context.method.get()).inc()
     await ctx.send_initial_metadata(((REPLAYED, "true"),))

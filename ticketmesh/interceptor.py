@@ -65,6 +65,7 @@ class _Call:
         self.start = time.perf_counter()
         metadata = dict(ctx.invocation_metadata() or ())
         context.request_id.set(str(metadata.get("x-request-id", "")))
+        context.method.set((self.service, self.method))
         remaining = ctx.time_remaining()
         context.deadline.set(None if remaining is None else time.monotonic() + remaining)
         metrics.GRPC_STARTED.labels(kind, self.service, self.method).inc()

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from ticketmesh import context
+
 if TYPE_CHECKING:
     from loguru import Message
 
@@ -24,6 +26,13 @@ def _json_sink(message: Message) -> None:
         "message": record["message"],
     }
     line.update((k, v) for k, v in record["extra"].items() if k not in _SECRET_KEYS)
+    # The call's or message's ids, wherever the line is logged from (a bound value wins): one grep
+    # of a request id finds its whole story, across services.
+    for key, var in (("request_id", context.request_id), ("order_id", context.order_id)):
+        if not line.get(key):
+            value = var.get()
+            if value:
+                line[key] = value
     if record["exception"] is not None:
         line["exception"] = "".join(_format_exception(record["exception"]))
     sys.stdout.write(json.dumps(line, default=str) + "\n")
