@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "ticketing"
+M = TypeVar("M", bound=Message)
 
 
 class ServiceError(Exception):
@@ -28,6 +31,10 @@ class ServiceError(Exception):
         info = any_pb2.Any()
         info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata))
         return [info]
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Metadata sent with the error, besides its status."""
+        return []
 
     def to_status(self) -> status_pb2.Status:
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details())
@@ -78,8 +85,32 @@ class FailedPrecondition(ServiceError):
 
 
 class Unavailable(ServiceError):
+    """Try again later; `retry_after` (seconds) becomes a google.rpc.RetryInfo and a retry-after
+    header, so gRPC and REST clients both know when."""
+
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: int | None = None,
+    ):
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
+
+    def details(self) -> list[any_pb2.Any]:
+        if self.retry_after is None:
+            return super().details()
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=self.retry_after)))
+        return [*super().details(), retry]
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [] if self.retry_after is None else [("retry-after", str(self.retry_after))]
 
 
 class DeadlineExceeded(ServiceError):
@@ -89,12 +120,17 @@ class DeadlineExceeded(ServiceError):
 
 def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo detail of a failed call, if the peer sent one."""
+    return error_detail(err, error_details_pb2.ErrorInfo)
+
+
+def error_detail(err: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
+    """The detail of type `kind` (ErrorInfo, RetryInfo, BadRequest...) of a failed call, if any."""
     status = rpc_status.from_call(err)
     for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
     return None
 
 

@@ -42,6 +42,8 @@ def validate(request: Any) -> None:
 def _as_service_error(exc: BaseException) -> ServiceError:
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, psycopg.errors.QueryCanceled) and context.time_left(1.0) < 0.1:
+        return DeadlineExceeded("the deadline passed while the database was working")
     if isinstance(exc, psycopg.OperationalError | PoolTimeout):
         logger.warning("database unavailable: {}", exc)
         return Unavailable("the database is unavailable, try again", reason="DATABASE_UNAVAILABLE")
@@ -51,7 +53,7 @@ def _as_service_error(exc: BaseException) -> ServiceError:
 
 async def _abort(ctx: grpc.aio.ServicerContext, err: ServiceError) -> None:
     status = rpc_status.to_status(err.to_status())
-    await ctx.abort(status.code, status.details, status.trailing_metadata)
+    await ctx.abort(status.code, status.details, (*status.trailing_metadata, *err.headers()))
 
 
 class _Call:

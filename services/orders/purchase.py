@@ -12,6 +12,7 @@ import grpc
 
 from services.orders import keys
 from services.orders.domain import Status, charge_key, check_quantity, new_order_id, not_payable
+from services.orders.metrics import PAYMENT_CALLS
 from services.orders.store import OrdersStore
 from ticketing.inventory.v1 import reservation_service_pb2 as res
 from ticketing.inventory.v1 import reservation_service_pb2_grpc as res_grpc
@@ -24,6 +25,10 @@ from ticketmesh.errors import Aborted, FailedPrecondition, ServiceError, Unavail
 from ticketmesh.values import Money
 
 # Final answers are stored with the key and given again; anything else lets a retry redo the work.
+# Envoy's answer when the payments breaker is open (the gateway is ejected, panic threshold 0), and
+# how long it stays open (the cluster's base_ejection_time in envoy/envoy.yaml.j2).
+BREAKER_OPEN = "no healthy upstream"
+BREAKER_OPEN_SECONDS = 5
 _FINAL_CODES = {grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}
 
 
@@ -137,12 +142,16 @@ class Purchase:
             await self._back_to_payable(order.id, pay_key)
             failure = mesh.service_error(err)
             if failure.code == grpc.StatusCode.UNAVAILABLE or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                breaker_open = err.details() == BREAKER_OPEN
+                PAYMENT_CALLS.labels("breaker_open" if breaker_open else "unavailable").inc()
                 raise Unavailable(
                     "the payment gateway is unavailable; the order stays payable, retry shortly",
                     reason="PAYMENTS_UNAVAILABLE",
-                    metadata={"retry_after_seconds": "2"},
+                    retry_after=BREAKER_OPEN_SECONDS if breaker_open else 1,
                 ) from None
+            PAYMENT_CALLS.labels("error").inc()
             raise failure from None
+        PAYMENT_CALLS.labels(pay.Charge.Status.Name(charge.status).lower()).inc()
         return Outcome(await self.settle(order.id, charge))
 
     async def settle(self, order_id: str, charge: Any) -> order_pb2.Order:

@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack
 import psycopg
 import pytest
 import pytest_asyncio
-from psycopg_pool import AsyncConnectionPool
 
 from stack import Stack, StackSettings
 from ticketmesh import db
@@ -35,6 +34,6 @@ async def schema(infra: Stack) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def pool(infra: Stack, schema: str) -> AsyncIterator[AsyncConnectionPool]:
+async def pool(infra: Stack, schema: str) -> AsyncIterator[db.DeadlinePool]:
     async with AsyncExitStack() as stack:
         yield await db.open_pool(stack, infra.database_url, schema, size=4)

@@ -1,0 +1,13 @@
+"""Orders' own metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+# What each call to the payment gateway came to. "breaker_open" is Envoy refusing the call because
+# the gateway is ejected (the breaker is open): the call never reached payments.
+PAYMENT_CALLS = Counter(
+    "orders_payment_calls_total",
+    "Calls from orders to the payment gateway, by outcome.",
+    ["outcome"],
+)
