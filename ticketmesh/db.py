@@ -40,7 +40,10 @@ class DeadlinePool(AsyncConnectionPool):
         self._checking: asyncio.Task[None] | None = None
 
     @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[AsyncConnection[Any]]:
+    async def connection(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (the overridden method's signature)
+    ) -> AsyncIterator[AsyncConnection[Any]]:
         left = context.time_left(self.statement_timeout)
         if left <= 0:
             raise DeadlineExceeded("the deadline passed before the database was asked")
