@@ -36,6 +36,12 @@ _CHECKS: dict[str, str] = {
            AND (%(events)s::text[] IS NULL
                 OR EXISTS (SELECT 1 FROM orders.orders o WHERE o.id = c.order_id AND o.event_id = ANY(%(events)s)))
          GROUP BY order_id HAVING count(*) > 1""",
+    "I2 confirmed order without exactly one approved charge": """
+        SELECT format('order %%s is CONFIRMED with %%s approved charges', o.id, count(c.id))
+          FROM orders.orders o
+          LEFT JOIN payments.charges c ON c.order_id = o.id AND c.status = 'APPROVED'
+         WHERE o.status = 'CONFIRMED' AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))
+         GROUP BY o.id HAVING count(c.id) != 1""",
     "I2 money taken without a confirmed order": """
         SELECT format('charge %%s APPROVED for order %%s which is %%s', c.id, c.order_id, coalesce(o.status, 'missing'))
           FROM payments.charges c LEFT JOIN orders.orders o ON o.id = c.order_id

@@ -3,14 +3,14 @@ session on free ports in a temp dir, and stopped at the end with nothing left ru
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from stack import Stack, StackSettings
+from stack import Stack
+from tests.running import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -18,15 +18,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The running stack: .public_url, .public_grpc, .mesh_grpc, .admin_api_url, .envoy_admin_url,
     .database_url, .nats_url, .replicas(service), .metrics_url(replica), .processes[name]; and
     .kill/.terminate/.restart(name), blocking: call them through asyncio.to_thread in async tests."""
-    # Holds end in 20 s here (10 min in production), so tests can watch orders expire. Given to
-    # orders only, rather than set in this process's environment for everyone.
-    hold_ttl = os.environ.get("HOLD_TTL_SECONDS", "20")
-    settings = StackSettings(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        service_env={"orders": {"HOLD_TTL_SECONDS": hold_ttl}},
-    ).with_free_ports()
-    with Stack(settings) as running:
-        yield running
+    yield from running_stack(tmp_path_factory, "stack")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
