@@ -1,9 +1,10 @@
-"""NATS JetStream helpers: a connection that reconnects by itself, and streams created idempotently."""
+"""NATS JetStream helpers: a connection that reconnects by itself, streams created idempotently, and a
+durable consumer that handles each message under the request id it carries, with metrics."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 
 import nats
@@ -14,8 +15,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError
 
+from ticketmesh import context, metrics
 from ticketmesh.server import run_forever
 
+# The header that carries the request id of the call that caused a message (outbox rows set it).
+REQUEST_ID_HEADER = "x-request-id"
 # One stream per publishing service (DESIGN.md).
 STREAMS = {
     "ORDERS": ["ticketing.orders.>"],
@@ -123,7 +127,7 @@ async def consume(
         config=ConsumerConfig(ack_wait=30, max_deliver=max_deliver + 1, ack_policy=AckPolicy.EXPLICIT),
     )
     try:
-        await _consume_loop(sub, handle, dead_letter, max_deliver, batch)
+        await _consume_loop(sub, durable, handle, dead_letter, max_deliver, batch)
     finally:
         # A pull subscription left open holds up the connection's drain at shutdown.
         with contextlib.suppress(Exception):
@@ -132,6 +136,7 @@ async def consume(
 
 async def _consume_loop(
     sub: JetStreamContext.PullSubscription,
+    consumer: str,
     handle: Handler,
     dead_letter: DeadLetter,
     max_deliver: int,
@@ -143,17 +148,45 @@ async def _consume_loop(
         except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
             continue
         for msg in messages:
-            try:
-                await handle(msg)
-            except Exception as exc:
-                if msg.metadata.num_delivered >= max_deliver:
-                    logger.opt(exception=exc).error("dead letter after {} deliveries", max_deliver)
-                    await dead_letter(msg, exc)
-                    await msg.term()
-                else:
-                    logger.warning(
-                        "handler failed (delivery {}), will retry: {}", msg.metadata.num_delivered, exc
-                    )
-                    await msg.nak(delay=min(2.0**msg.metadata.num_delivered, 30.0))
-                continue
-            await msg.ack()
+            with _message_context(msg, consumer):
+                await _handle_one(msg, consumer, handle, dead_letter, max_deliver)
+
+
+@contextlib.contextmanager
+def _message_context(msg: Msg, consumer: str) -> Iterator[None]:
+    """While one message is handled: its request id (the x-request-id header the publisher's call
+    carried) in context.request_id, for logs and for mesh calls the handler makes, and in the log
+    context with the consumer and subject. The order id is left for the handler to set."""
+    headers = msg.headers or {}
+    rid = headers.get(REQUEST_ID_HEADER, "")
+    rid_token = context.request_id.set(rid)
+    order_token = context.order_id.set("")
+    try:
+        with logger.contextualize(
+            request_id=rid, consumer=consumer, subject=msg.subject, message_id=headers.get("Nats-Msg-Id", "")
+        ):
+            yield
+    finally:
+        context.order_id.reset(order_token)
+        context.request_id.reset(rid_token)
+
+
+async def _handle_one(
+    msg: Msg, consumer: str, handle: Handler, dead_letter: DeadLetter, max_deliver: int
+) -> None:
+    delivered = msg.metadata.num_delivered
+    if delivered > 1:
+        metrics.JETSTREAM_REDELIVERIES.labels(consumer).inc()
+    try:
+        await handle(msg)
+    except Exception as exc:
+        if delivered >= max_deliver:
+            logger.opt(exception=exc).error("dead letter after {} deliveries", max_deliver)
+            await dead_letter(msg, exc)
+            metrics.JETSTREAM_DEAD_LETTERS.labels(consumer).inc()
+            await msg.term()
+        else:
+            logger.warning("handler failed (delivery {}), will retry: {}", delivered, exc)
+            await msg.nak(delay=min(2.0**delivered, 30.0))
+        return
+    await msg.ack()

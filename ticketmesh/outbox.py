@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 from loguru import logger
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from ticketmesh import metrics
 
 # The table every publishing service creates in its own schema (from its Alembic migration).
 TABLE_DDL = """
@@ -50,12 +53,18 @@ class OutboxRelay:
         pool: AsyncConnectionPool,
         js: JetStreamContext,
         *,
+        name: str = "outbox",
         batch_size: int = 100,
         idle_seconds: float = 0.2,
         keep_sent_seconds: float = 24 * 3600,
+        sample_seconds: float = 1.0,
     ):
+        """`name` labels this outbox's metrics: the publishing service."""
         self.pool = pool
         self.js = js
+        self.name = name
+        self.sample_seconds = sample_seconds
+        self._sampled_at = 0.0
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.keep_sent_seconds = keep_sent_seconds
@@ -76,6 +85,7 @@ class OutboxRelay:
                 logger.warning("outbox relay: batch not published, will retry: {}", exc)
                 sent = 0
                 await asyncio.sleep(1.0)
+            await self.sample_backlog()
             since_cleanup += 1
             if since_cleanup >= 300:
                 since_cleanup = 0
@@ -109,7 +119,27 @@ class OutboxRelay:
             await conn.execute(
                 "UPDATE outbox SET sent_time = now() WHERE id = ANY(%s)", ([r[0] for r in rows],)
             )
+        metrics.OUTBOX_PUBLISHED.labels(self.name).inc(len(rows))
+        for mid, subject, _payload, headers in rows:
+            logger.bind(request_id=headers.get("x-request-id", ""), message_id=mid).info(
+                "event published on {}", subject
+            )
         return len(rows)
+
+    async def sample_backlog(self) -> None:
+        """Sets the backlog gauges, at most every sample_seconds; a failed read (database away)
+        leaves the last values."""
+        now = time.monotonic()
+        if now - self._sampled_at < self.sample_seconds:
+            return
+        self._sampled_at = now
+        try:
+            unsent, oldest_age = await self.backlog()
+        except Exception as exc:
+            logger.debug("outbox backlog not sampled: {}", exc)
+            return
+        metrics.OUTBOX_BACKLOG.labels(self.name).set(unsent)
+        metrics.OUTBOX_OLDEST_AGE_SECONDS.labels(self.name).set(oldest_age)
 
     async def backlog(self) -> tuple[int, float]:
         """Unsent events and the age in seconds of the oldest one."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
+from loguru import logger
 
 from services.inventory import metrics
 from services.inventory.domain import (
@@ -35,6 +36,7 @@ from ticketing.inventory.v1 import (
     reservation_service_pb2_grpc as res_grpc,
 )
 from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
+from ticketmesh import context as call_context
 from ticketmesh import idempotency, paging
 from ticketmesh.errors import InvalidArgument, ServiceError
 from ticketmesh.values import Money, timestamp
@@ -90,6 +92,18 @@ def strategy_from_pb(value: int) -> Strategy:
     return Strategy(strategy_pb2.ReservationStrategy.Name(value))
 
 
+def record_sold(r: Reservation) -> None:
+    """Counts and logs a hold that just became sold (once per reservation)."""
+    metrics.TICKETS_SOLD.labels(r.event_id, r.ticket_type).inc(r.quantity)
+    logger.bind(event_id=r.event_id, ticket_type=r.ticket_type).info("{} ticket(s) sold", r.quantity)
+
+
+def record_released(r: Reservation) -> None:
+    """Counts and logs stock that just came back (once per reservation)."""
+    metrics.TICKETS_RELEASED.labels(r.event_id, r.ticket_type).inc(r.quantity)
+    logger.bind(event_id=r.event_id, ticket_type=r.ticket_type).info("{} ticket(s) released", r.quantity)
+
+
 class InventoryApi(inv_grpc.InventoryServiceServicer):
     """The public InventoryService."""
 
@@ -123,6 +137,7 @@ class InventoryApi(inv_grpc.InventoryServiceServicer):
         event, replayed = await self.store.create_event(spec, key, idempotency.fingerprint(request))
         if replayed:
             await idempotency.mark_replayed(context)
+        logger.bind(event_id=event.id).info("event {}", "given again" if replayed else "created")
         return _event_pb(event)
 
     async def GetEvent(self, request: inv.GetEventRequest, context: grpc.aio.ServicerContext) -> inv.Event:
@@ -166,7 +181,9 @@ class ReservationApi(res_grpc.ReservationServiceServicer):
         self, request: res.ReserveRequest, context: grpc.aio.ServicerContext
     ) -> res.Reservation:
         strategy = strategy_from_pb(request.strategy)
+        call_context.order_id.set(request.reservation_id)  # a reservation's id is its order's id
         labels = (request.event_id, request.ticket_type)
+        log = logger.bind(event_id=request.event_id, ticket_type=request.ticket_type, strategy=strategy.value)
         try:
             reservation, conflicts = await self.store.reserve(
                 request.reservation_id, request.event_id, request.ticket_type, request.quantity, strategy
@@ -174,21 +191,31 @@ class ReservationApi(res_grpc.ReservationServiceServicer):
         except ServiceError as err:
             if err.reason == "SOLD_OUT":
                 metrics.RESERVATION_CONFLICTS.labels(*labels, "sold_out").inc()
+                log.info("sold out: {} ticket(s) wanted", request.quantity)
             raise
         if conflicts:
             metrics.RESERVATION_CONFLICTS.labels(*labels, "version_conflict").inc(conflicts)
         metrics.TICKETS_RESERVED.labels(*labels, strategy.value).inc(request.quantity)
+        log.info("{} ticket(s) held ({} version conflicts)", request.quantity, conflicts)
         return _reservation_pb(reservation)
 
     async def Release(
         self, request: res.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> res.Reservation:
-        return _reservation_pb(await self.store.release(request.reservation_id))
+        call_context.order_id.set(request.reservation_id)
+        reservation, released = await self.store.release(request.reservation_id)
+        if released:
+            record_released(reservation)
+        return _reservation_pb(reservation)
 
     async def Confirm(
         self, request: res.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> res.Reservation:
-        return _reservation_pb(await self.store.confirm(request.reservation_id))
+        call_context.order_id.set(request.reservation_id)
+        reservation, sold = await self.store.confirm(request.reservation_id)
+        if sold:
+            record_sold(reservation)
+        return _reservation_pb(reservation)
 
     async def GetReservation(
         self, request: res.GetReservationRequest, context: grpc.aio.ServicerContext

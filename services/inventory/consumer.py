@@ -5,8 +5,10 @@ from __future__ import annotations
 from loguru import logger
 from nats.aio.msg import Msg
 
+from services.inventory.api import record_sold
 from services.inventory.store import InventoryStore
 from ticketing.orders.v1 import events_pb2
+from ticketmesh import context
 
 SUBJECT = "ticketing.orders.order.confirmed.v1"
 DURABLE = "inventory"
@@ -19,7 +21,12 @@ class OrderEvents:
     async def handle(self, msg: Msg) -> None:
         """Confirm is idempotent, so a redelivered event changes nothing."""
         event = events_pb2.OrderConfirmed.FromString(msg.data)
-        await self.store.confirm(event.order.id)
+        context.order_id.set(event.order.id)
+        reservation, sold = await self.store.confirm(event.order.id)
+        if sold:
+            record_sold(reservation)
+        else:
+            logger.info("order confirmed again: its tickets were already sold")
 
     async def dead_letter(self, msg: Msg, exc: Exception) -> None:
         logger.error(

@@ -207,9 +207,10 @@ class InventoryStore:
         except psycopg.errors.UniqueViolation:
             return await self.get_reservation(rid)
 
-    async def release(self, rid: str) -> Reservation:
-        """HELD or SOLD -> RELEASED, stock back to available. An unknown id leaves a RELEASED
-        tombstone, so a Reserve that arrives late (after its order gave up) takes nothing."""
+    async def release(self, rid: str) -> tuple[Reservation, bool]:
+        """HELD or SOLD -> RELEASED, stock back to available; returns the reservation and whether
+        this call gave the stock back. An unknown id leaves a RELEASED tombstone, so a Reserve that
+        arrives late (after its order gave up) takes nothing."""
         async with self.pool.connection() as conn, conn.transaction():
             current = await self._find_reservation(rid, conn, lock=True)
             if current is None:
@@ -221,7 +222,7 @@ class InventoryStore:
                 current = await self._find_reservation(rid, conn, lock=True)
                 assert current is not None
             if current.state is State.RELEASED:
-                return current
+                return current, False
             from_held = current.state is State.HELD
             await conn.execute(
                 "UPDATE ticket_types SET available = available + %(q)s,"
@@ -235,16 +236,17 @@ class InventoryStore:
                     "t": current.ticket_type,
                 },
             )
-            return await self._set_state(conn, rid, State.RELEASED)
+            return await self._set_state(conn, rid, State.RELEASED), True
 
-    async def confirm(self, rid: str) -> Reservation:
-        """HELD -> SOLD. SOLD stays SOLD; RELEASED cannot be sold (its stock went back)."""
+    async def confirm(self, rid: str) -> tuple[Reservation, bool]:
+        """HELD -> SOLD; returns the reservation and whether this call sold it. SOLD stays SOLD;
+        RELEASED cannot be sold (its stock went back)."""
         async with self.pool.connection() as conn, conn.transaction():
             current = await self._find_reservation(rid, conn, lock=True)
             if current is None:
                 raise NotFound(f"reservation {rid} not found", reason="RESERVATION_NOT_FOUND")
             if current.state is State.SOLD:
-                return current
+                return current, False
             if current.state is State.RELEASED:
                 raise FailedPrecondition(
                     f"reservation {rid} was released; its tickets are no longer held",
@@ -255,7 +257,7 @@ class InventoryStore:
                 " WHERE event_id = %(e)s AND name = %(t)s",
                 {"q": current.quantity, "e": current.event_id, "t": current.ticket_type},
             )
-            return await self._set_state(conn, rid, State.SOLD)
+            return await self._set_state(conn, rid, State.SOLD), True
 
     async def get_reservation(self, rid: str) -> Reservation:
         found = await self._find_reservation(rid)

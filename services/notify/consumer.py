@@ -20,7 +20,7 @@ from services.notify import metrics
 from services.notify.domain import Kind, OrderEvent, PoisonMessage, check_event, lag_seconds, render
 from services.notify.store import NotifyStore
 from ticketing.orders.v1 import events_pb2
-from ticketmesh import broker
+from ticketmesh import broker, context
 from ticketmesh.values import Money
 
 STREAM = "ORDERS"
@@ -95,6 +95,7 @@ class OrderEventConsumer:
         event = decode(msg.subject, msg.data)
         if event is None:
             return
+        context.order_id.set(event.order_id)
         notification = render(event)
         stored = await _while_database_away(msg, lambda: self.store.insert_notification(notification))
         if stored is None:
@@ -103,7 +104,7 @@ class OrderEventConsumer:
         metrics.SENT.labels(event.kind.value).inc()
         lag = lag_seconds(event, datetime.now(UTC))
         if lag is not None:
-            metrics.LAG_SECONDS.observe(lag)
+            metrics.LAG_SECONDS.labels(event.kind.value).observe(lag)
         # The "email": the stored row plus this one line, written once per event (only the insert
         # that created the row gets here).
         logger.bind(
@@ -116,7 +117,6 @@ class OrderEventConsumer:
         await _while_database_away(
             msg, lambda: self.store.add_dead_letter(msg.subject, message_id, msg.data, error)
         )
-        metrics.DEAD_LETTERS.inc()
         logger.bind(message_id=message_id).error("dead letter on {}: {}", msg.subject, error)
 
     async def run(self, js: JetStreamContext, max_deliver: int) -> None:

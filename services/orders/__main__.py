@@ -32,7 +32,7 @@ def main() -> None:
         nc = await broker.connect(stack, settings.base.nats_url, settings.base.replica)
         js = nc.jetstream()
         await broker.ensure_streams(js)
-        relay = OutboxRelay(pool, js)
+        relay = OutboxRelay(pool, js, name="orders")
         channel = await mesh.open_channel(stack, settings.mesh_address)
         store = OrdersStore(pool)
         purchase = Purchase(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from loguru import logger
 
 from services.orders import keys
 from services.orders.domain import new_user_id
@@ -12,14 +13,26 @@ from ticketing.orders.v1 import order_service_pb2 as order_pb2
 from ticketing.orders.v1 import order_service_pb2_grpc as order_grpc
 from ticketing.orders.v1 import user_service_pb2 as user_pb2
 from ticketing.orders.v1 import user_service_pb2_grpc as user_grpc
+from ticketmesh import context as call_context
 from ticketmesh import idempotency, paging
-from ticketmesh.errors import InvalidArgument
+from ticketmesh.errors import InvalidArgument, ServiceError
 
 
-async def _answer(outcome: Outcome, context: grpc.aio.ServicerContext) -> order_pb2.Order:
+async def _answer(outcome: Outcome, context: grpc.aio.ServicerContext, step: str) -> order_pb2.Order:
+    """The order as the answer; logs the step (with the order id, from here on in every line)."""
+    order = outcome.order
+    call_context.order_id.set(order.id)
     if outcome.replayed:
         await idempotency.mark_replayed(context)
-    return outcome.order
+    status = order_pb2.Order.Status.Name(order.status)
+    logger.bind(
+        status=status, event_id=order.event_id, ticket_type=order.ticket_type, quantity=order.quantity
+    ).info("order {}{}", step, " (stored answer given again)" if outcome.replayed else "")
+    return order
+
+
+def _log_failure(step: str, err: ServiceError) -> None:
+    logger.info("order not {}: {} ({})", step, err.reason, err.message)
 
 
 class UserApi(user_grpc.UserServiceServicer):
@@ -69,8 +82,12 @@ class OrderApi(order_grpc.OrderServiceServicer):
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
         key = idempotency.request_key(request.request_id, context)
-        outcome = await self.purchase.create(request, key, idempotency.fingerprint(request))
-        return await _answer(outcome, context)
+        try:
+            outcome = await self.purchase.create(request, key, idempotency.fingerprint(request))
+        except ServiceError as err:
+            _log_failure("created", err)
+            raise
+        return await _answer(outcome, context, "created")
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
@@ -100,10 +117,23 @@ class OrderApi(order_grpc.OrderServiceServicer):
         self, request: order_pb2.PayOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
         key = idempotency.request_key(request.request_id, context)
-        return await _answer(await self.purchase.pay(request, key), context)
+        call_context.order_id.set(request.order_id)
+        try:
+            outcome = await self.purchase.pay(request, key)
+        except ServiceError as err:
+            _log_failure("paid", err)
+            raise
+        confirmed = outcome.order.status == order_pb2.Order.CONFIRMED
+        return await _answer(outcome, context, "paid and confirmed" if confirmed else "payment pending")
 
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
         idempotency.request_key(request.request_id, context)  # cancelling is idempotent by itself
-        return await _answer(await self.purchase.cancel(request.order_id), context)
+        call_context.order_id.set(request.order_id)
+        try:
+            outcome = await self.purchase.cancel(request.order_id)
+        except ServiceError as err:
+            _log_failure("cancelled", err)
+            raise
+        return await _answer(outcome, context, "cancelled")

@@ -9,11 +9,12 @@ import contextlib
 import grpc
 from loguru import logger
 
-from services.orders import keys
+from services.orders import keys, metrics
 from services.orders.purchase import Purchase
 from services.orders.store import OrdersStore
 from ticketing.inventory.v1 import reservation_service_pb2 as res
 from ticketing.payments.v1 import payment_service_pb2 as pay
+from ticketmesh import context
 from ticketmesh.errors import ServiceError
 
 _BATCH = 100
@@ -48,17 +49,24 @@ class Sweeper:
             expired = await self.store.expire_due(conn, _BATCH)
             for order in expired:
                 await self.store.announce(conn, order, "")
+        for order in expired:
+            metrics.ORDERS_EXPIRED.labels(order.event_id, order.ticket_type).inc()
+            logger.bind(order_id=order.id, event_id=order.event_id, ticket_type=order.ticket_type).info(
+                "order expired unpaid: its hold ended"
+            )
         if expired:
-            logger.info("expired {} unpaid orders", len(expired))
             self.purchase.wake_relay()
         return len(expired)
 
     async def settle_owed(self) -> None:
         for order_id, release, refund, charge_id in await self.store.owed(_BATCH):
+            token = context.order_id.set(order_id)  # its log lines and those of the calls it makes
             try:
                 await self.purchase.finish_owed(order_id, release=release, refund=refund, charge_id=charge_id)
             except (grpc.aio.AioRpcError, ServiceError) as err:
                 logger.warning("order {}: owed work not done yet, will retry: {}", order_id, err)
+            finally:
+                context.order_id.reset(token)
 
     async def reconcile_stuck_payments(self) -> None:
         """An order left PAYMENT_IN_PROGRESS by a dead process: ask payments what became of it."""

@@ -30,7 +30,7 @@ def main() -> None:
         nc = await broker.connect(stack, settings.base.nats_url, settings.base.replica)
         js = nc.jetstream()
         await broker.ensure_streams(js, ["PAYMENTS"])
-        relay = OutboxRelay(pool, js)
+        relay = OutboxRelay(pool, js, name="payments")
         run_forever(stack, relay.run, "outbox-relay")
         settler = Settler(store, relay, interval_seconds=settings.settle_interval_seconds)
         run_forever(stack, settler.run, "settler")

@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import grpc
+from loguru import logger
 
 from services.payments import metrics
 from services.payments.domain import (
@@ -27,6 +28,7 @@ from ticketing.payments.v1 import payment_admin_service_pb2_grpc as admin_grpc
 from ticketing.payments.v1 import payment_service_pb2 as pay
 from ticketing.payments.v1 import payment_service_pb2_grpc as pay_grpc
 from ticketing.type.v1 import payment_method_pb2
+from ticketmesh import context as call_context
 from ticketmesh import idempotency
 from ticketmesh.errors import ServiceError
 from ticketmesh.idempotency import reused
@@ -63,6 +65,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
         self, request: pay.CreateChargeRequest, context: grpc.aio.ServicerContext
     ) -> pay.Charge:
         ask = charge_request_from_pb(request)
+        call_context.order_id.set(ask.order_id)
         check_amount(ask.amount)
         method = ask.method.value
         existing = await self.store.find_by_key(ask.key)
@@ -71,6 +74,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
                 raise reused(ask.key)
             metrics.PAYMENTS.labels(method, "replayed").inc()
             await idempotency.mark_replayed(context)
+            logger.info("charge {} given again ({})", existing.id, existing.status.value)
             return charge_pb(existing)
 
         mode = await self.store.mode()
@@ -79,13 +83,18 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
         # Before anything is written: a failed call leaves no trace, so a retry with its key is safe.
         if gateway_fails(mode, self.rng):
             metrics.PAYMENTS.labels(method, "unavailable").inc()
+            logger.info("charge failed: the gateway is unavailable (injected)")
             raise gateway_unavailable()
         outcome = choose_outcome(ask.method, mode, self.rng)
         # A BANK_TRANSFER charge stays PENDING until the settler approves it, settle_delay_ms from
         # now, and publishes ticketing.payments.charge.settled.v1 through the outbox.
         try:
             charge, replayed = await self.store.insert_charge(
-                new_charge_id(), ask, outcome, settle_delay_ms(ask.method, mode)
+                new_charge_id(),
+                ask,
+                outcome,
+                settle_delay_ms(ask.method, mode),
+                call_context.request_id.get(),
             )
         except ServiceError as err:
             if err.reason == "ORDER_ALREADY_CHARGED":
@@ -96,12 +105,18 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
             await idempotency.mark_replayed(context)
         else:
             metrics.PAYMENTS.labels(method, charge.status.value.lower()).inc()
+        logger.bind(charge_id=charge.id, method=method).info(
+            "charge {}{}", charge.status.value.lower(), " (given again)" if replayed else ""
+        )
         return charge_pb(charge)
 
     async def RefundCharge(
         self, request: pay.RefundChargeRequest, context: grpc.aio.ServicerContext
     ) -> pay.Charge:
-        return charge_pb(await self.store.refund(request.charge_id))
+        refunded = await self.store.refund(request.charge_id)
+        call_context.order_id.set(refunded.order_id)
+        logger.bind(charge_id=refunded.id).info("charge refunded")
+        return charge_pb(refunded)
 
     async def GetCharge(self, request: pay.GetChargeRequest, context: grpc.aio.ServicerContext) -> pay.Charge:
         if request.WhichOneof("lookup") == "key":

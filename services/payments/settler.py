@@ -42,5 +42,8 @@ class Settler:
         if settled:
             self.relay.wake()
             metrics.SETTLED.inc(len(settled))
-            logger.info("settled {} charge(s): {}", len(settled), ", ".join(c.id for c in settled))
+        for charge, request_id in settled:
+            logger.bind(request_id=request_id, order_id=charge.order_id, charge_id=charge.id).info(
+                "bank transfer settled"
+            )
         return len(settled)

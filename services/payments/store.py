@@ -60,15 +60,22 @@ class PaymentsStore:
     # -- charges -----------------------------------------------------------------------------
 
     async def insert_charge(
-        self, charge_id: str, request: ChargeRequest, outcome: Outcome, settle_delay_ms: int | None = None
+        self,
+        charge_id: str,
+        request: ChargeRequest,
+        outcome: Outcome,
+        settle_delay_ms: int | None = None,
+        request_id: str = "",
     ) -> tuple[Charge, bool]:
         """Stores a new charge, due to settle settle_delay_ms from now (None: never); returns it and
-        whether a concurrent call with the same key won (its charge is then the answer)."""
+        whether a concurrent call with the same key won (its charge is then the answer). The
+        request id is kept for the ChargeSettled event a bank transfer publishes later."""
         try:
             row = await self._fetch_one(
                 f"INSERT INTO charges (id, key, order_id, amount_currency, amount_units, amount_nanos,"
-                f" method, status, decline_reason, settle_after)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s::int * interval '1 millisecond')"
+                f" method, status, decline_reason, settle_after, request_id)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                f" now() + %s::int * interval '1 millisecond', %s)"
                 f" RETURNING {_COLUMNS}",
                 (
                     charge_id,
@@ -81,6 +88,7 @@ class PaymentsStore:
                     outcome.status.value,
                     outcome.decline_reason,
                     settle_delay_ms,
+                    request_id,
                 ),
             )
         except psycopg.errors.UniqueViolation as exc:
@@ -132,11 +140,12 @@ class PaymentsStore:
         check_refundable(current)
         return current  # already REFUNDED: a repeat changes nothing
 
-    async def settle_due(self, limit: int) -> list[Charge]:
+    async def settle_due(self, limit: int) -> list[tuple[Charge, str]]:
         """Approves up to `limit` PENDING charges whose settle_after has passed and adds a
         ChargeSettled for each to the outbox, all in one transaction: a crash leaves either both or
         neither. Rows another settler holds are skipped, and a charge leaves PENDING once, so each
-        settles once and its event (with a deterministic id) is written once."""
+        settles once and its event (with a deterministic id) is written once. Returns each charge
+        with the request id that created it, which its event carries as x-request-id."""
         async with self.pool.connection() as conn, conn.transaction():
             rows = await (
                 await conn.execute(
@@ -144,14 +153,21 @@ class PaymentsStore:
                     f" ORDER BY settle_after LIMIT %s FOR UPDATE SKIP LOCKED)"
                     f" UPDATE charges SET status = 'APPROVED', update_time = now()"
                     f" FROM due WHERE charges.id = due.id AND charges.status = 'PENDING'"
-                    f" RETURNING {', '.join('charges.' + c for c in _COLUMNS.split(', '))}",
+                    f" RETURNING {', '.join('charges.' + c for c in _COLUMNS.split(', '))},"
+                    f" charges.request_id",
                     (limit,),
                 )
             ).fetchall()
-            settled = [_charge(row) for row in rows]
-            for charge in settled:
+            settled = [(_charge(row[:-1]), str(row[-1])) for row in rows]
+            for charge, request_id in settled:
                 event = charge_settled(charge)
-                await outbox.enqueue(conn, CHARGE_SETTLED_SUBJECT, event.id, event.SerializeToString())
+                await outbox.enqueue(
+                    conn,
+                    CHARGE_SETTLED_SUBJECT,
+                    event.id,
+                    event.SerializeToString(),
+                    {"x-request-id": request_id} if request_id else None,
+                )
         return settled
 
     # -- mode --------------------------------------------------------------------------------
