@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test lint fmt gen check-gen clean
+.PHONY: up test lint fmt gen check-gen clean loadtest bench
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ up: $(INSTALLED)
 ## test: the whole suite (unit, integration, end-to-end, faults) against real parts.
 test: $(INSTALLED)
 	$(PY) -m pytest
+
+LOADTEST_ARGS ?= --buyers 5000 --seats 1000 --concurrency 200
+
+## loadtest: an on-sale on its own stack (override with LOADTEST_ARGS="--transport grpc --target ..."); results in .loadtest/.
+loadtest: $(INSTALLED)
+	$(PY) -m loadtest $(LOADTEST_ARGS)
+
+## bench: the standard scenarios and pgbench's ceiling on the same Postgres; results in .loadtest/bench/.
+bench: $(INSTALLED)
+	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 ## gen: regenerate stubs and Envoy's descriptor set from protos/.
 gen: $(INSTALLED)
