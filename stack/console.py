@@ -18,6 +18,14 @@ _COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright
 _LEVEL_STYLE = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red", "DEBUG": "dim"}
 
 
+def metrics_endpoints(stack: Stack) -> dict[str, str]:
+    """Every process's Prometheus endpoint, by process name: each service replica's /metrics and
+    Envoy's /stats/prometheus (what observability/prometheus.yml scrapes on the default ports)."""
+    found = {name: proc.metrics_url for name, proc in stack.processes.items() if proc.metrics_url}
+    found["envoy"] = f"{stack.envoy_admin_url}/stats/prometheus"
+    return found
+
+
 def endpoints_table(stack: Stack) -> Table:
     table = Table(title="ticketmesh is up", title_justify="left")
     table.add_column("what")
@@ -30,9 +38,9 @@ def endpoints_table(stack: Stack) -> Table:
     table.add_row("Envoy admin", stack.envoy_admin_url, "/stats/prometheus  /clusters  /ready")
     for name, proc in stack.processes.items():
         if proc.grpc_address:
-            table.add_row(
-                f"{name} (pid {proc.pid})", f"grpc {proc.grpc_address}", f"metrics {proc.metrics_url}"
-            )
+            table.add_row(f"{name} (pid {proc.pid})", f"grpc {proc.grpc_address}", "")
+    for name, url in metrics_endpoints(stack).items():
+        table.add_row(f"metrics: {name}", url, "Prometheus text; see observability/prometheus.yml")
     table.add_row("PostgreSQL", stack.database_url, f"pid {stack.process('postgres').pid}")
     table.add_row("NATS", stack.nats_url, f"monitor {stack.nats_monitor_url}")
     table.add_row("logs", str(stack.log_dir), "one file per process")

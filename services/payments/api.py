@@ -105,7 +105,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
             await idempotency.mark_replayed(context)
         else:
             metrics.PAYMENTS.labels(method, charge.status.value.lower()).inc()
-        logger.bind(charge_id=charge.id, method=method).info(
+        logger.bind(charge_id=charge.id, payment_method=method).info(
             "charge {}{}", charge.status.value.lower(), " (given again)" if replayed else ""
         )
         return charge_pb(charge)
