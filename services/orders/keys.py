@@ -17,9 +17,14 @@ from ticketmesh.errors import Aborted, ServiceError
 from ticketmesh.idempotency import reused
 
 # How long a claim is owned by the process that made it; a claim older than this with no answer
-# belongs to a process that died, and a repeat takes it over.
-CLAIM_SECONDS = 30
+# belongs to a process that died, and a repeat takes it over. Envoy ends every call after 15 s, so
+# a claim's owner has given up by then. Taking over early is safe anyway: the work is done again
+# with the same resource id, and every effect (reserve, charge) is idempotent by it.
+CLAIM_SECONDS = 15
 _POLL_SECONDS = 0.05
+# A waiting repeat answers REQUEST_IN_PROGRESS this long before its deadline, so that the client
+# gets that answer rather than Envoy's timeout.
+_ANSWER_MARGIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ async def claim(pool: AsyncConnectionPool, method: str, key: str, fingerprint: s
                 ).fetchone()
                 if taken is not None:
                     return Claim(resource_id)  # the same resource: its effects are idempotent
-        if context.time_left(CLAIM_SECONDS) <= _POLL_SECONDS:
+        if context.time_left(CLAIM_SECONDS) <= _POLL_SECONDS + _ANSWER_MARGIN_SECONDS:
             raise Aborted("a request with this id is still in progress; retry", reason="REQUEST_IN_PROGRESS")
         await asyncio.sleep(_POLL_SECONDS)
 
