@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
 import protovalidate
 import psycopg
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 from loguru import logger
 from psycopg_pool import PoolTimeout
@@ -32,11 +33,30 @@ def _field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
+def _nul_fields(value: Any, path: str) -> list[str]:
+    """Paths of the strings inside `value` (a message, at any depth) that contain a NUL character."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, Message):
+        prefix = f"{path}." if path else ""
+        return [p for field, v in value.ListFields() for p in _nul_fields(v, prefix + field.name)]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _nul_fields(k, path) + _nul_fields(v, f"{path}[{k}]")]
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        return [p for i, v in enumerate(value) for p in _nul_fields(v, f"{path}[{i}]")]
+    return []
+
+
 def validate(request: Any) -> None:
-    """Raises InvalidArgument naming every field that breaks the message's rules."""
-    violations = _validator.collect_violations(request)
+    """Raises InvalidArgument naming every field that breaks the message's rules. Beyond the
+    protos' rules, no string may hold a NUL: Postgres text cannot store one, so it would fail
+    deep in a query as an internal error."""
+    violations = [
+        (_field_path(v) or "request", v.proto.message) for v in _validator.collect_violations(request)
+    ]
+    violations += [(path, "must not contain NUL characters") for path in _nul_fields(request, "")]
     if violations:
-        raise InvalidArgument([(_field_path(v) or "request", v.proto.message) for v in violations])
+        raise InvalidArgument(violations)
 
 
 def _as_service_error(exc: BaseException) -> ServiceError:

@@ -35,3 +35,15 @@ def test_status_carries_error_info_and_bad_request() -> None:
     status = err.value.to_status()
     kinds = [detail.type_url.rsplit("/", 1)[1] for detail in status.details]
     assert kinds == ["google.rpc.ErrorInfo", "google.rpc.BadRequest"]
+
+
+def test_nul_in_any_string_is_invalid_argument_naming_the_field() -> None:
+    # Postgres text cannot hold NUL: without this check such a request fails in a query, as INTERNAL.
+    request = inv.CreateEventRequest(
+        event=inv.Event(display_name="Rock\x00", ticket_types=[inv.TicketType(name="G\x00A")]),
+        request_id="\x00",
+    )
+    with pytest.raises(InvalidArgument) as err:
+        validate(request)
+    nul = {field for field, why in err.value.violations if "NUL" in why}
+    assert nul == {"event.display_name", "event.ticket_types[0].name", "request_id"}
