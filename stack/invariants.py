@@ -46,11 +46,6 @@ _CHECKS: dict[str, str] = {
         SELECT format('charge %%s APPROVED for order %%s which is %%s', c.id, c.order_id, coalesce(o.status, 'missing'))
           FROM payments.charges c LEFT JOIN orders.orders o ON o.id = c.order_id
          WHERE c.status = 'APPROVED' AND coalesce(o.status, '') != 'CONFIRMED' AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))""",
-    "I2 confirmed order without an approved charge": """
-        SELECT format('order %%s is CONFIRMED but has no approved charge', o.id)
-          FROM orders.orders o
-         WHERE o.status = 'CONFIRMED' AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))
-           AND NOT EXISTS (SELECT 1 FROM payments.charges c WHERE c.order_id = o.id AND c.status = 'APPROVED')""",
     "I3 confirmed order without exactly one confirmation": """
         SELECT format('order %%s has %%s confirmation notifications', o.id, count(n.id))
           FROM orders.orders o
