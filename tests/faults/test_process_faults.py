@@ -74,9 +74,7 @@ async def test_sigkill_of_a_service_under_load_loses_nothing(stack, rest, victim
         back = time.monotonic()
         await asyncio.sleep(2.0)
         tally = await load.stop()
-    print(
-        f"\nSIGKILL {victim} (seed {SEED}), back after {back - fault_at:.1f} s: {tally.summary(fault_at)}"
-    )
+    print(f"\nSIGKILL {victim} (seed {SEED}), back after {back - fault_at:.1f} s: {tally.summary(fault_at)}")
     if victim.startswith("inventory"):
         # Envoy retries the calls the dead replica had on the other one.
         assert tally.failed <= tally.requests // 100, tally.summary()
