@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 import pytest
 
+from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketmesh import context, mesh
 from ticketmesh.errors import DeadlineExceeded
 from ticketmesh.interceptor import _Call
-from ticketing.inventory.v1 import inventory_service_pb2 as inv
 
 
 class _Context:
