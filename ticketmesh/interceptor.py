@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import protovalidate
 import psycopg
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_status import rpc_status
 from loguru import logger
 from psycopg_pool import PoolTimeout
@@ -59,6 +59,27 @@ def validate(request: Any) -> None:
         raise InvalidArgument(violations)
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message, so that the call is answered
+    INVALID_ARGUMENT by the interceptor; a deserializer that raises makes grpc answer UNKNOWN."""
+
+    def __init__(self, error: DecodeError):
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+
+    return deserialize
+
+
 def _as_service_error(exc: BaseException) -> ServiceError:
     if isinstance(exc, ServiceError):
         return exc
@@ -96,6 +117,8 @@ class _Call:
         remaining = self.ctx.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the call started")
+        if isinstance(request, _Undecodable):
+            raise InvalidArgument([("request", f"is not a valid message: {request.error}")])
         validate(request)
 
     async def fail(self, exc: BaseException) -> None:
@@ -166,13 +189,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
