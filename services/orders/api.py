@@ -59,10 +59,10 @@ class UserApi(user_grpc.UserServiceServicer):
                 user = await self.store.create_user(
                     conn, user_id, request.user.email.strip(), request.user.name
                 )
-            except Exception as err:
+            except BaseException:
                 if key:
-                    await keys.let_go(self.store.pool, "CreateUser", key)
-                raise err
+                    keys.let_go_after(self.store.pool, "CreateUser", key)
+                raise
             if key:
                 await keys.finish(conn, "CreateUser", key, user.SerializeToString())
         return user

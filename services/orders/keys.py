@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 from google.rpc import status_pb2
+from loguru import logger
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,6 +26,9 @@ _POLL_SECONDS = 0.05
 # A waiting repeat answers REQUEST_IN_PROGRESS this long before its deadline, so that the client
 # gets that answer rather than Envoy's timeout.
 _ANSWER_MARGIN_SECONDS = 0.5
+_RELEASE_RETRY_SECONDS = 0.25
+# Releases under way in the background (a task nobody holds may be garbage-collected).
+_releasing: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,26 @@ async def let_go(pool: AsyncConnectionPool, method: str, key: str) -> None:
             "UPDATE idempotency_keys SET locked_until = now() WHERE method = %s AND key = %s AND state = 'IN_PROGRESS'",
             (method, key),
         )
+
+
+def let_go_after(pool: AsyncConnectionPool, method: str, key: str) -> None:
+    """let_go after an unexpected failure or a cancelled call (the database or the client went
+    away). It runs in the background, without the call's deadline, and tries again until the
+    database answers, so a retry need not wait CLAIM_SECONDS for the claim to go stale."""
+
+    async def release() -> None:
+        context.deadline.set(None)  # this task's own copy of the context
+        give_up = asyncio.get_running_loop().time() + CLAIM_SECONDS
+        while True:
+            try:
+                await let_go(pool, method, key)
+                return
+            except Exception as exc:
+                if asyncio.get_running_loop().time() > give_up:
+                    logger.warning("could not let go of request {}: {}", key, exc)
+                    return
+            await asyncio.sleep(_RELEASE_RETRY_SECONDS)
+
+    task = asyncio.create_task(release())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)

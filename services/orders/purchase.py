@@ -104,6 +104,11 @@ class Purchase:
                 else:
                     await keys.let_go(self.store.pool, "CreateOrder", key)
             raise
+        except BaseException:
+            # The database went away, or the call was cancelled: a retry must not wait for this claim.
+            if key:
+                keys.let_go_after(self.store.pool, "CreateOrder", key)
+            raise
 
     async def pay(self, request: order_pb2.PayOrderRequest, key: str) -> Outcome:
         pay_key = key or new_order_id()  # without a key each call is its own attempt

@@ -32,6 +32,7 @@ class Tally:
     failure_times: list[float] = field(default_factory=list)
     answer_times: list[float] = field(default_factory=list)
     slowest: float = 0.0
+    slowest_call: str = ""
     confirmed: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     sold_out: int = 0
@@ -44,7 +45,7 @@ class Tally:
         """One line for the test's output: what the load did and what the fault cost."""
         line = (
             f"{self.requests} requests, {self.failed} failed {dict(self.failures)}, "
-            f"{len(self.confirmed)} orders confirmed, slowest request {self.slowest:.2f} s"
+            f"{len(self.confirmed)} orders confirmed, slowest request {self.slowest:.2f} s ({self.slowest_call})"
         )
         if fault_at is not None and self.failure_times:
             line += f", failures seen until {max(self.failure_times) - fault_at:.1f} s after the fault"
@@ -137,7 +138,8 @@ class PurchaseLoad:
                 reply, what = None, type(exc).__name__
             elapsed = time.monotonic() - started
             self.tally.requests += 1
-            self.tally.slowest = max(self.tally.slowest, elapsed)
+            if elapsed > self.tally.slowest:
+                self.tally.slowest, self.tally.slowest_call = elapsed, f"{method} {path}: {what}"
             if reply is not None and (reply.status_code not in _RETRY_STATUS or _sold_out(reply)):
                 if reply.status_code == 200:
                     self.tally.answer_times.append(time.monotonic())
