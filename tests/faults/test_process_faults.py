@@ -48,6 +48,9 @@ async def _comes_to_rest(stack: Stack, event_id: str, tally: Tally) -> None:
     assert len(set(tally.confirmed)) == len(tally.confirmed)
     assert await _confirmed_orders(stack.database_url, event_id) == set(tally.confirmed)
     started = time.monotonic()
+    # Shown when the mesh is not yet at rest (a hold of an abandoned attempt, a late notification).
+    for line in (await violations(stack.database_url, [event_id]))[:5]:
+        print(f"not yet at rest: {line}")
 
     async def invariants_hold() -> bool:
         return await violations(stack.database_url, [event_id]) == []
