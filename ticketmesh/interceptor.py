@@ -13,6 +13,7 @@ import grpc
 import protovalidate
 import psycopg
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_status import rpc_status
 from loguru import logger
 from psycopg_pool import PoolTimeout
@@ -33,28 +34,35 @@ def _field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
-def _nul_fields(value: Any, path: str) -> list[str]:
-    """Paths of the strings inside `value` (a message, at any depth) that contain a NUL character."""
+# google.protobuf.Timestamp's documented range, 0001-01-01 to 9999-12-31: what datetime can hold.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _unstorable(value: Any, path: str) -> list[tuple[str, str]]:
+    """Violations for what no service can store, at any depth of a request: a string with a NUL
+    (Postgres text cannot hold one) and a timestamp outside Timestamp's range (no datetime can)."""
     if isinstance(value, str):
-        return [path] if "\x00" in value else []
+        return [(path, "must not contain NUL characters")] if "\x00" in value else []
+    if isinstance(value, Timestamp):
+        valid = _MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999
+        return [] if valid else [(path, "must be a valid timestamp between the years 1 and 9999")]
     if isinstance(value, Message):
         prefix = f"{path}." if path else ""
-        return [p for field, v in value.ListFields() for p in _nul_fields(v, prefix + field.name)]
+        return [p for field, v in value.ListFields() for p in _unstorable(v, prefix + field.name)]
     if isinstance(value, Mapping):
-        return [p for k, v in value.items() for p in _nul_fields(k, path) + _nul_fields(v, f"{path}[{k}]")]
+        return [p for k, v in value.items() for p in _unstorable(k, path) + _unstorable(v, f"{path}[{k}]")]
     if isinstance(value, Sequence) and not isinstance(value, bytes):
-        return [p for i, v in enumerate(value) for p in _nul_fields(v, f"{path}[{i}]")]
+        return [p for i, v in enumerate(value) for p in _unstorable(v, f"{path}[{i}]")]
     return []
 
 
 def validate(request: Any) -> None:
-    """Raises InvalidArgument naming every field that breaks the message's rules. Beyond the
-    protos' rules, no string may hold a NUL: Postgres text cannot store one, so it would fail
-    deep in a query as an internal error."""
+    """Raises InvalidArgument naming every field that breaks the message's rules, or holds a value
+    no service can store (which would otherwise fail deep in a handler as an internal error)."""
     violations = [
         (_field_path(v) or "request", v.proto.message) for v in _validator.collect_violations(request)
     ]
-    violations += [(path, "must not contain NUL characters") for path in _nul_fields(request, "")]
+    violations += _unstorable(request, "")
     if violations:
         raise InvalidArgument(violations)
 

@@ -1,6 +1,7 @@
 """protovalidate rules in the protos reach clients as INVALID_ARGUMENT with field violations."""
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketing.inventory.v1 import reservation_service_pb2 as res
@@ -47,3 +48,14 @@ def test_nul_in_any_string_is_invalid_argument_naming_the_field() -> None:
         validate(request)
     nul = {field for field, why in err.value.violations if "NUL" in why}
     assert nul == {"event.display_name", "event.ticket_types[0].name", "request_id"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(2**63 - 1, 0), (253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 10**9)]
+)
+def test_timestamp_outside_its_range_is_invalid_argument(seconds: int, nanos: int) -> None:
+    # No datetime can hold it: without this check CreateEvent failed converting it, as INTERNAL.
+    event = inv.Event(id="", display_name="x", start_time=Timestamp(seconds=seconds, nanos=nanos))
+    with pytest.raises(InvalidArgument) as err:
+        validate(inv.CreateEventRequest(event=event))
+    assert "event.start_time" in {field for field, _ in err.value.violations}
