@@ -74,6 +74,11 @@ def new_event_id() -> str:
     return f"EVNT-{secrets.token_hex(4).upper()}"
 
 
+# The dearest ticket: an order of the most tickets a request may ask for (1,000) at this price
+# still fits Money's int64 units, so pricing an order can never overflow.
+MAX_PRICE_UNITS = 1_000_000_000
+
+
 def check_event(spec: EventSpec) -> None:
     """What protovalidate cannot say per field: names unique, prices well formed and in one currency."""
     violations: list[tuple[str, str]] = []
@@ -84,6 +89,8 @@ def check_event(spec: EventSpec) -> None:
             violations.append((f"{where}.name", f"duplicate ticket type name {tt.name!r}"))
         seen.add(tt.name)
         violations.extend(tt.price.violations(f"{where}.price", positive=False))
+        if tt.price.units > MAX_PRICE_UNITS:
+            violations.append((f"{where}.price", f"must be at most {MAX_PRICE_UNITS:,} units"))
     currencies = {tt.price.currency for tt in spec.ticket_types}
     if len(currencies) > 1:
         violations.append(("event.ticket_types", "all prices must use one currency"))

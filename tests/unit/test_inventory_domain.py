@@ -2,7 +2,14 @@
 
 import pytest
 
-from services.inventory.domain import EventSpec, TicketTypeSpec, check_event, new_event_id, sold_out
+from services.inventory.domain import (
+    MAX_PRICE_UNITS,
+    EventSpec,
+    TicketTypeSpec,
+    check_event,
+    new_event_id,
+    sold_out,
+)
 from ticketmesh.errors import InvalidArgument
 from ticketmesh.values import Money
 
@@ -37,12 +44,21 @@ def test_duplicate_ticket_type_names_are_rejected() -> None:
         (Money("eur", 1, 0), "event.ticket_types[0].price.currency_code"),
         (Money("EURO", 1, 0), "event.ticket_types[0].price.currency_code"),
         (Money("EUR", -1, 0), "event.ticket_types[0].price"),
+        # A total for two of these would overflow Money's int64 units (orders answered INTERNAL).
+        (Money("EUR", 2**63 - 1, 999_999_999), "event.ticket_types[0].price"),
+        (Money("EUR", MAX_PRICE_UNITS + 1, 0), "event.ticket_types[0].price"),
     ],
 )
 def test_bad_prices_are_rejected(price: Money, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         check_event(_spec(TicketTypeSpec("GA", price, 1)))
     assert err.value.violations[0][0] == field
+
+
+def test_the_dearest_allowed_ticket_can_be_ordered_a_thousand_times() -> None:
+    price = Money("EUR", MAX_PRICE_UNITS, 999_999_999)
+    check_event(_spec(TicketTypeSpec("GA", price, 1)))
+    assert price.times(1000).units < 2**63
 
 
 def test_mixed_currencies_are_rejected() -> None:
