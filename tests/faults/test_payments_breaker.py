@@ -12,7 +12,7 @@ import httpx
 
 from stack import Stack
 from stack.invariants import violations
-from tests.e2e.shop import new_event, new_order, new_user, payments_mode
+from tests.e2e.shop import eventually, new_event, new_order, new_user, payments_mode
 
 EJECTION_SECONDS = 5.0  # the payments cluster's base_ejection_time in envoy/envoy.yaml.j2
 
@@ -111,7 +111,11 @@ async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: 
         assert reply.json()["status"] == "CONFIRMED", reply.text
     print(f"paid again {time.monotonic() - opened:.1f} s after the breaker opened")
     assert not await _breaker_open(stack)
-    assert await violations(stack.database_url, [event_id]) == []
+
+    async def at_rest() -> bool:  # the confirmations arrive through JetStream, a moment later
+        return await violations(stack.database_url, [event_id]) == []
+
+    await eventually(at_rest, 15)
 
 
 async def test_declines_never_open_the_breaker(stack: Stack, rest) -> None:
@@ -126,4 +130,8 @@ async def test_declines_never_open_the_breaker(stack: Stack, rest) -> None:
         # Every one reached the gateway once, and the breaker stayed closed.
         assert await _charges_reaching_payments(stack) == charges + len(orders)
         assert not await _breaker_open(stack)
-    assert await violations(stack.database_url, [event_id]) == []
+
+    async def at_rest() -> bool:  # the confirmations arrive through JetStream, a moment later
+        return await violations(stack.database_url, [event_id]) == []
+
+    await eventually(at_rest, 15)
