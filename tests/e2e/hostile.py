@@ -138,11 +138,6 @@ def int64() -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(edges), st.integers(-1000, 1000), st.integers(INT64_MIN, INT64_MAX))
 
 
-def enum_value(names: list[str]) -> st.SearchStrategy[int]:
-    """An enum field: a defined value or any int32 (proto3 enums are open on the wire)."""
-    return st.one_of(st.integers(0, len(names)), int32())
-
-
 class Raw(str):
     """A JSON token written out as it is, to say what json.dumps will not (1e400, NaN, "\\ud800")."""
 
