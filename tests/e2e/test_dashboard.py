@@ -91,6 +91,9 @@ async def test_every_metric_the_dashboard_queries_exists_on_the_live_stack(stack
     wanted = set().union(*(metric_names(e) for e in exprs))
     live: set[str] = set()
     async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        # Envoy creates a cluster's response-code stats (upstream_rq_xx) at its first answer: on a
+        # fresh stack (this test may run first) one call must go through.
+        assert (await http.get(f"{stack.public_url}/v1/whoami")).status_code == 200
         for replica in stack.replicas():
             live |= _names_in((await http.get(stack.metrics_url(replica))).text)
         live |= _names_in((await http.get(f"{stack.envoy_admin_url}/stats/prometheus")).text)
