@@ -199,6 +199,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value)
 
 
+# Real ids by kind (user, event, ticket_type, order), for strategies to draw from.
+Known = dict[str, list[str]]
+
+
 class Ledger:
     """What a suite created (so the invariants can be checked for exactly that) and how many cases
     each test ran (so the run can say so)."""

@@ -23,6 +23,7 @@ from stack.envoy_config import EnvoySettings, render_envoy_config
 from stack.probes import http_ok, wait_until
 from stack.processes import ManagedProcess
 from stack.settings import free_ports
+from tests.e2e.readings import envoy_stat
 from ticketing.inventory.v1 import inventory_service_pb2 as inv
 from ticketing.inventory.v1 import inventory_service_pb2_grpc as inv_grpc
 from ticketing.inventory.v1 import reservation_service_pb2 as res
@@ -323,12 +324,6 @@ async def test_unavailable_is_retried_on_the_other_replica(mesh: Mesh) -> None:
     assert len(mesh.calls.metadata["GetAvailability@inventory-2"]) == 6
 
 
-async def _stat(mesh: Mesh, name: str) -> int:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        text = (await client.get(f"{mesh.admin_url}/stats", params={"filter": f"^{name}$"})).text
-    return int(text.split(":")[1]) if text.strip() else 0
-
-
 async def test_payments_breaker_retries_opens_fails_fast_and_closes(mesh: Mesh) -> None:
     calls = mesh.calls.metadata
 
@@ -351,20 +346,20 @@ async def test_payments_breaker_retries_opens_fails_fast_and_closes(mesh: Mesh) 
                 await stub.RefundCharge(pay.RefundChargeRequest(charge_id="CHG-1"), timeout=5)
             assert declined.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert seen("RefundCharge") == 10
-        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 0
+        assert await envoy_stat(mesh.admin_url, "cluster.payments.outlier_detection.ejections_active") == 0
 
         # UNAVAILABLE is retried twice, with backoff: three attempts reach the gateway.
-        retries = await _stat(mesh, "cluster.payments.upstream_rq_retry")
+        retries = await envoy_stat(mesh.admin_url, "cluster.payments.upstream_rq_retry")
         before = seen("GetCharge")
         assert await get_charge() == grpc.StatusCode.UNAVAILABLE
         assert seen("GetCharge") == before + 3
-        assert await _stat(mesh, "cluster.payments.upstream_rq_retry") == retries + 2
+        assert await envoy_stat(mesh.admin_url, "cluster.payments.upstream_rq_retry") == retries + 2
 
         # The fifth failure in a row opens the breaker; from then on nothing reaches the gateway
         # and a call fails at once.
         assert await get_charge() == grpc.StatusCode.UNAVAILABLE
         assert seen("GetCharge") == before + 5
-        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 1
+        assert await envoy_stat(mesh.admin_url, "cluster.payments.outlier_detection.ejections_active") == 1
         started = time.monotonic()
         assert await get_charge() == grpc.StatusCode.UNAVAILABLE
         assert time.monotonic() - started < 0.05
@@ -381,7 +376,7 @@ async def test_payments_breaker_retries_opens_fails_fast_and_closes(mesh: Mesh) 
         while await get_charge() != grpc.StatusCode.OK:
             assert time.monotonic() < deadline, "the breaker never closed"
             await asyncio.sleep(0.2)
-        assert await _stat(mesh, "cluster.payments.outlier_detection.ejections_active") == 0
+        assert await envoy_stat(mesh.admin_url, "cluster.payments.outlier_detection.ejections_active") == 0
 
 
 async def test_internal_service_is_unimplemented_on_the_public_listener(

@@ -11,33 +11,13 @@ from collections.abc import Mapping
 
 import httpx
 import nats
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from stack.console import endpoints_table, metrics_endpoints
+from tests.e2e.readings import metric_total, samples
 from tests.e2e.shop import eventually, new_event, new_user
 
 ORDER_SERVICE = "ticketing.orders.v1.OrderService"
-
-
-async def _samples(stack, service: str) -> list[tuple[str, dict[str, str], float]]:
-    """Every sample on the /metrics of every replica of `service`."""
-    found: list[tuple[str, dict[str, str], float]] = []
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-        for replica in stack.replicas(service):
-            text = (await http.get(stack.metrics_url(replica))).text
-            for family in text_string_to_metric_families(text):
-                found.extend((s.name, dict(s.labels), s.value) for s in family.samples)
-    return found
-
-
-async def _total(stack, service: str, name: str, **labels: str) -> float:
-    """`name` summed over the service's replicas and every series whose labels include `labels`."""
-    return sum(
-        value
-        for sample, have, value in await _samples(stack, service)
-        if sample == name and all(have.get(k) == v for k, v in labels.items())
-    )
 
 
 class _Deltas:
@@ -50,7 +30,7 @@ class _Deltas:
 
     async def read(self) -> dict[str, float]:
         return {
-            key: await _total(self.stack, service, name, **labels)
+            key: await metric_total(self.stack, service, name, **labels)
             for key, (service, name, labels) in self.wanted.items()
         }
 
@@ -201,7 +181,7 @@ async def test_latency_buckets_resolve_milliseconds(stack) -> None:
     """p95/p99 of calls that take a few ms need buckets below and around them."""
     buckets = {
         float(labels["le"])
-        for name, labels, _ in await _samples(stack, "orders")
+        for name, labels, _ in await samples(stack, "orders")
         if name == "grpc_server_handling_seconds_bucket"
     }
     assert {0.001, 0.005, 0.01, 0.05, 0.1} <= buckets

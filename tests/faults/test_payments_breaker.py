@@ -12,38 +12,18 @@ import httpx
 
 from stack import Stack
 from stack.invariants import violations
+from tests.e2e.readings import envoy_stat, metric_total
 from tests.e2e.shop import eventually, new_event, new_order, new_user, payments_mode
 
 EJECTION_SECONDS = 5.0  # the payments cluster's base_ejection_time in envoy/envoy.yaml.j2
 
 
-async def _envoy_stat(stack: Stack, name: str) -> int:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        text = (await client.get(f"{stack.envoy_admin_url}/stats", params={"filter": f"^{name}$"})).text
-    return int(text.split(":")[1]) if text.strip() else 0
-
-
-async def _metric(url: str, name: str, **labels: str) -> float:
-    """Sum of a Prometheus metric's samples whose labels include `labels`."""
-    async with httpx.AsyncClient(trust_env=False) as client:
-        text = (await client.get(url)).text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def _charges_reaching_payments(stack: Stack) -> float:
-    return await _metric(
-        stack.metrics_url("payments-1"), "grpc_server_handled_total", grpc_method="CreateCharge"
-    )
+    return await metric_total(stack, "payments", "grpc_server_handled_total", grpc_method="CreateCharge")
 
 
 async def _breaker_open(stack: Stack) -> bool:
-    return await _envoy_stat(stack, "cluster.payments.outlier_detection.ejections_active") == 1
+    return await envoy_stat(stack.envoy_admin_url, "cluster.payments.outlier_detection.ejections_active") == 1
 
 
 async def _pay(rest: httpx.AsyncClient, order_id: str) -> tuple[httpx.Response, float]:
@@ -61,10 +41,8 @@ def _reason(reply: httpx.Response) -> str:
 async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: Stack, rest) -> None:
     user_id, event_id = await new_user(rest), await new_event(rest, 10)
     orders = [(await new_order(rest, user_id, event_id))["id"] for _ in range(6)]
-    retries = await _envoy_stat(stack, "cluster.payments.upstream_rq_retry")
-    cut_off_before = await _metric(
-        stack.metrics_url("orders-1"), "orders_payment_calls_total", outcome="breaker_open"
-    )
+    retries = await envoy_stat(stack.envoy_admin_url, "cluster.payments.upstream_rq_retry")
+    cut_off_before = await metric_total(stack, "orders", "orders_payment_calls_total", outcome="breaker_open")
 
     async with payments_mode(stack, failureRate=1.0):
         charges = await _charges_reaching_payments(stack)
@@ -74,7 +52,7 @@ async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: 
         assert _reason(first) == "PAYMENTS_UNAVAILABLE"
         assert first.headers["retry-after"] == "1"
         assert await _charges_reaching_payments(stack) == charges + 3
-        assert await _envoy_stat(stack, "cluster.payments.upstream_rq_retry") == retries + 2
+        assert await envoy_stat(stack.envoy_admin_url, "cluster.payments.upstream_rq_retry") == retries + 2
         # The second: the fifth failure in a row opens the breaker.
         second, _ = await _pay(rest, orders[1])
         assert second.status_code == 503, second.text
@@ -92,9 +70,7 @@ async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: 
             assert reply.headers["retry-after"] == str(int(EJECTION_SECONDS))
         assert statistics.median(took) < 0.05
         assert await _charges_reaching_payments(stack) == charges + 5
-        cut_off = await _metric(
-            stack.metrics_url("orders-1"), "orders_payment_calls_total", outcome="breaker_open"
-        )
+        cut_off = await metric_total(stack, "orders", "orders_payment_calls_total", outcome="breaker_open")
         # The second pay's last retry already found the breaker open.
         assert cut_off == cut_off_before + 1 + len(orders[2:])
 

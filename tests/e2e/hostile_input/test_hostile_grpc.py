@@ -30,22 +30,8 @@ from ticketing.orders.v1 import user_service_pb2_grpc as users_grpc
 from ticketing.payments.v1 import payment_admin_service_pb2 as admin
 from ticketing.payments.v1 import payment_service_pb2 as pay
 
-Known = dict[str, list[str]]
-
-
-@pytest.fixture(scope="module")
-def ledger(request: pytest.FixtureRequest) -> Iterator[hostile.Ledger]:
-    ledger = hostile.Ledger()
-    yield ledger
-    ledger.report(request.config, "hostile gRPC")
-
-
-@pytest.fixture(scope="module")
-def known(stack: Stack, ledger: hostile.Ledger) -> Known:
-    ids = hostile.seed(stack)
-    ledger.events.update(ids["event"])
-    ledger.orders.update(ids["order"])
-    return ids
+# The name the case counts are reported under (see conftest.py).
+SUITE = "hostile gRPC"
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +107,7 @@ def idempotency_metadata() -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
     return st.one_of(st.just(()), value.map(lambda v: (("idempotency-key", v),)))
 
 
-def requests(known: Known) -> dict[str, st.SearchStrategy[Any]]:
+def requests(known: hostile.Known) -> dict[str, st.SearchStrategy[Any]]:
     """A request strategy for every public RPC, by "Service/Method"."""
     event_id = hostile.id_text(known["event"])
     user_id = hostile.id_text(known["user"])
@@ -225,7 +211,7 @@ def assert_acceptable(code: grpc.StatusCode, detail: Any, what: object) -> None:
 @settings(FUZZ, max_examples=100)
 @given(data=st.data())
 def test_generated_requests_get_a_client_error_or_succeed(
-    channel: grpc.Channel, known: Known, ledger: hostile.Ledger, rpc: str, data: st.DataObject
+    channel: grpc.Channel, known: hostile.Known, ledger: hostile.Ledger, rpc: str, data: st.DataObject
 ) -> None:
     request = data.draw(requests(known)[rpc], label="request")
     metadata = data.draw(idempotency_metadata(), label="metadata") if rpc.split("/")[1] in MUTATING else ()
@@ -238,7 +224,7 @@ def test_generated_requests_get_a_client_error_or_succeed(
         ledger.orders.add(reply.id)
 
 
-def raw_payload(known: Known, rpc: str) -> st.SearchStrategy[bytes]:
+def raw_payload(known: hostile.Known, rpc: str) -> st.SearchStrategy[bytes]:
     """Bytes for `rpc`: random ones, or a real request's serialization cut short or corrupted."""
     valid = requests(known)[rpc].map(lambda m: m.SerializeToString())
 
@@ -265,7 +251,7 @@ def raw_payload(known: Known, rpc: str) -> st.SearchStrategy[bytes]:
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_malformed_bytes_are_never_an_internal_error(
-    channel: grpc.Channel, known: Known, ledger: hostile.Ledger, rpc: str, data: st.DataObject
+    channel: grpc.Channel, known: hostile.Known, ledger: hostile.Ledger, rpc: str, data: st.DataObject
 ) -> None:
     payload = data.draw(raw_payload(known, rpc), label="payload")
     ledger.count(f"test_malformed_bytes[{rpc}]")

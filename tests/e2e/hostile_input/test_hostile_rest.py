@@ -20,22 +20,8 @@ from stack import Stack
 from tests.e2e import hostile
 from tests.e2e.hostile import FUZZ, TIMEOUT, Raw, int32, int64, json_value, short_text, sometimes, text
 
-Known = dict[str, list[str]]
-
-
-@pytest.fixture(scope="module")
-def ledger(request: pytest.FixtureRequest) -> Iterator[hostile.Ledger]:
-    ledger = hostile.Ledger()
-    yield ledger
-    ledger.report(request.config, "hostile REST")
-
-
-@pytest.fixture(scope="module")
-def known(stack: Stack, ledger: hostile.Ledger) -> Known:
-    ids = hostile.seed(stack)
-    ledger.events.update(ids["event"])
-    ledger.orders.update(ids["order"])
-    return ids
+# The name the case counts are reported under (see conftest.py).
+SUITE = "hostile REST"
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +103,7 @@ def money() -> st.SearchStrategy[Any]:
     return obj({"currencyCode": currency, "units": number(), "nanos": number()})
 
 
-def event_body(known: Known) -> st.SearchStrategy[Any]:
+def event_body(known: hostile.Known) -> st.SearchStrategy[Any]:
     ticket_type = obj({"name": st.one_of(st.just("GA"), text()), "price": money(), "capacity": number()})
     return obj(
         {
@@ -134,12 +120,12 @@ def event_body(known: Known) -> st.SearchStrategy[Any]:
     )
 
 
-def user_body(known: Known) -> st.SearchStrategy[Any]:
+def user_body(known: hostile.Known) -> st.SearchStrategy[Any]:
     email = st.one_of(st.emails(), text(), st.builds(lambda s: f"{s}@example.com", text()))
     return obj({"email": email, "name": text(), "id": text(), "createTime": timestamp()})
 
 
-def order_body(known: Known) -> st.SearchStrategy[Any]:
+def order_body(known: hostile.Known) -> st.SearchStrategy[Any]:
     return obj(
         {
             "requestId": text(),
@@ -152,12 +138,12 @@ def order_body(known: Known) -> st.SearchStrategy[Any]:
     )
 
 
-def pay_body(known: Known) -> st.SearchStrategy[Any]:
+def pay_body(known: hostile.Known) -> st.SearchStrategy[Any]:
     method = enum(["CARD", "BANK_TRANSFER", "PAYMENT_METHOD_UNSPECIFIED", "CASH"])
     return obj({"requestId": text(), "paymentMethod": method, "orderId": hostile.id_text(known["order"])})
 
 
-def cancel_body(known: Known) -> st.SearchStrategy[Any]:
+def cancel_body(known: hostile.Known) -> st.SearchStrategy[Any]:
     return obj({"requestId": text(), "orderId": hostile.id_text(known["order"])})
 
 
@@ -189,7 +175,7 @@ GETS = {
 }
 
 
-def post_url(known: Known, route: str) -> st.SearchStrategy[str]:
+def post_url(known: hostile.Known, route: str) -> st.SearchStrategy[str]:
     path, kind, _ = POSTS[route]
     if kind is None:
         return st.just(path)
@@ -208,7 +194,7 @@ def idempotency_header() -> st.SearchStrategy[dict[str, str]]:
 @settings(FUZZ, max_examples=100)
 @given(data=st.data())
 def test_generated_json_bodies_get_a_client_error_or_succeed(
-    client: httpx.Client, known: Known, ledger: hostile.Ledger, route: str, data: st.DataObject
+    client: httpx.Client, known: hostile.Known, ledger: hostile.Ledger, route: str, data: st.DataObject
 ) -> None:
     url = data.draw(post_url(known, route), label="url")
     body = data.draw(sometimes(POSTS[route][2](known), json_value(), odds=8), label="body")
@@ -237,7 +223,7 @@ CONTENT_TYPES = [
 ]
 
 
-def broken_body(known: Known, route: str) -> st.SearchStrategy[bytes]:
+def broken_body(known: hostile.Known, route: str) -> st.SearchStrategy[bytes]:
     """Bytes that are not the JSON the route wants: cut short, not UTF-8, nested too deep, huge."""
     valid = POSTS[route][2](known).map(lambda b: hostile.dumps(b).encode())
     return st.one_of(
@@ -267,7 +253,7 @@ def broken_body(known: Known, route: str) -> st.SearchStrategy[bytes]:
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_broken_bodies_and_content_types_are_4xx(
-    client: httpx.Client, known: Known, ledger: hostile.Ledger, route: str, data: st.DataObject
+    client: httpx.Client, known: hostile.Known, ledger: hostile.Ledger, route: str, data: st.DataObject
 ) -> None:
     url = data.draw(post_url(known, route), label="url")
     body = data.draw(broken_body(known, route) | POSTS[route][2](known).map(lambda b: json.dumps(b).encode()))
@@ -276,7 +262,7 @@ def test_broken_bodies_and_content_types_are_4xx(
     send(client, ledger, "POST", url, content=body, headers={"content-type": content_type.encode("latin-1")})
 
 
-def query(names: list[str], known: Known) -> st.SearchStrategy[list[tuple[str, str]]]:
+def query(names: list[str], known: hostile.Known) -> st.SearchStrategy[list[tuple[str, str]]]:
     """Query parameters: the route's own with wild values, and unknown ones."""
     value = st.one_of(
         short_text(), number().map(str), st.sampled_from(known["user"] + known["event"] + known["order"])
@@ -291,7 +277,7 @@ def query(names: list[str], known: Known) -> st.SearchStrategy[list[tuple[str, s
 @settings(FUZZ, max_examples=50)
 @given(data=st.data())
 def test_generated_paths_and_queries_get_a_client_error_or_succeed(
-    client: httpx.Client, known: Known, ledger: hostile.Ledger, route: str, data: st.DataObject
+    client: httpx.Client, known: hostile.Known, ledger: hostile.Ledger, route: str, data: st.DataObject
 ) -> None:
     path, kind, names = GETS[route]
     if kind is not None:
