@@ -14,6 +14,8 @@ from services.payments.domain import (
     Method,
     Mode,
     RandomSource,
+    Status,
+    charge_page,
     check_amount,
     choose_outcome,
     gateway_fails,
@@ -72,7 +74,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
         if existing is not None:
             if not existing.answers(ask):
                 raise reused(ask.key)
-            metrics.PAYMENTS.labels(method, "replayed").inc()
+            metrics.PAYMENTS.labels(method, _replay_result(existing.status)).inc()
             await idempotency.mark_replayed(context)
             logger.info("charge {} given again ({})", existing.id, existing.status.value)
             return charge_pb(existing)
@@ -101,7 +103,7 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
                 metrics.PAYMENTS.labels(method, "already_charged").inc()
             raise
         if replayed:
-            metrics.PAYMENTS.labels(method, "replayed").inc()
+            metrics.PAYMENTS.labels(method, _replay_result(charge.status)).inc()
             await idempotency.mark_replayed(context)
         else:
             metrics.PAYMENTS.labels(method, charge.status.value.lower()).inc()
@@ -122,6 +124,37 @@ class PaymentApi(pay_grpc.PaymentServiceServicer):
         if request.WhichOneof("lookup") == "key":
             return charge_pb(await self.store.get_by_key(request.key))
         return charge_pb(await self.store.get(request.charge_id))
+
+    async def VoidCharge(
+        self, request: pay.VoidChargeRequest, context: grpc.aio.ServicerContext
+    ) -> pay.Charge:
+        call_context.order_id.set(request.order_id)
+        charge, voided = await self.store.void(
+            new_charge_id(), request.key, request.order_id, call_context.request_id.get()
+        )
+        metrics.VOIDS.labels("voided" if voided else "found").inc()
+        logger.bind(charge_id=charge.id).info(
+            "charge key given up: {}", "voided" if voided else f"found {charge.status.value}"
+        )
+        return charge_pb(charge)
+
+    async def ListCharges(
+        self, request: pay.ListChargesRequest, context: grpc.aio.ServicerContext
+    ) -> pay.ListChargesResponse:
+        after = request.updated_after
+        page = charge_page(
+            (after.seconds, after.nanos) if request.HasField("updated_after") else None,
+            request.after_id,
+            (request.updated_before.seconds, request.updated_before.nanos),
+            request.page_size,
+        )
+        return pay.ListChargesResponse(charges=[charge_pb(c) for c in await self.store.list_changed(page)])
+
+
+def _replay_result(status: Status) -> str:
+    """payments_total's result for a CreateCharge answered by a stored charge: `voided` when its
+    key had been given up (nothing taken), else `replayed`."""
+    return "voided" if status is Status.VOIDED else "replayed"
 
 
 class PaymentAdminApi(admin_grpc.PaymentAdminServiceServicer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,6 +15,8 @@ from ticketmesh.values import Money
 DEFAULT_SETTLE_DELAY_MS = 2000
 # The simulated bank gives one reason; a real gateway has many.
 DECLINE_REASON = "insufficient_funds"
+# ListCharges' page size when the caller gives none (the proto caps it at 1000).
+DEFAULT_PAGE_SIZE = 100
 
 
 class Method(StrEnum):
@@ -27,6 +29,8 @@ class Status(StrEnum):
     DECLINED = "DECLINED"
     PENDING = "PENDING"
     REFUNDED = "REFUNDED"
+    # A tombstone: the key was given up (VoidCharge) before a charge existed; it never takes money.
+    VOIDED = "VOIDED"
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,24 @@ class Charge:
     key: str
     order_id: str
     amount: Money
-    method: Method
+    # None on a VOIDED charge: it never asked for money.
+    method: Method | None
     status: Status
     decline_reason: str
     create_time: datetime
     update_time: datetime
 
     def answers(self, request: ChargeRequest) -> bool:
-        """Whether this stored charge is the answer to `request` (same key, same ask)."""
+        """Whether this stored charge is the answer to `request` under the same key: the same ask,
+        or a void, which answers whatever was asked under its key (its caller gave the key up, so
+        the ask never reached the bank and nothing was taken)."""
+        if self.status is Status.VOIDED:
+            return True
         return (self.order_id, self.amount, self.method) == (request.order_id, request.amount, request.method)
+
+
+# What a VOIDED charge records: no amount and no method (the void does not know what was asked).
+VOID_AMOUNT = Money("", 0, 0)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,55 @@ def check_amount(amount: Money) -> None:
     violations = amount.violations("amount", positive=True)
     if violations:
         raise InvalidArgument(violations)
+
+
+@dataclass(frozen=True)
+class ChargePage:
+    """One ListCharges page: charges with (update_time, id) above (after, after_id) and
+    update_time below `before`, at most `size` of them. Bounds are at the database's microsecond
+    precision, rounded so that the answer is exactly what the caller's nanosecond bounds say."""
+
+    after: datetime
+    after_id: str
+    before: datetime
+    size: int
+
+
+# The first instant a datetime holds: "from the beginning".
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
+_END = datetime.max.replace(tzinfo=UTC)
+
+
+def _to_micros(seconds: int, nanos: int) -> tuple[datetime, bool]:
+    """A Timestamp (seconds, nanos) as a UTC datetime rounded down to the microsecond, and
+    whether anything was rounded off."""
+    micros, rest = divmod(nanos, 1000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=micros), rest > 0
+
+
+def _next_micro(value: datetime) -> datetime:
+    return _END if value == _END else value + timedelta(microseconds=1)
+
+
+def charge_page(
+    updated_after: tuple[int, int] | None, after_id: str, updated_before: tuple[int, int], page_size: int
+) -> ChargePage:
+    """The page ListCharges asks for; bounds are Timestamp (seconds, nanos), updated_after None
+    when unset. after_id only means something with updated_after, so alone it is refused."""
+    if updated_after is None:
+        if after_id:
+            raise InvalidArgument([("after_id", "must come with updated_after")])
+        after, after_id = _BEGINNING, ""
+    else:
+        after, rounded = _to_micros(*updated_after)
+        if rounded:
+            # No charge changed at a sub-microsecond instant: "after it" is "from the next
+            # microsecond on", which ("" being below every id) is (next microsecond, "").
+            after, after_id = _next_micro(after), ""
+    before, rounded = _to_micros(*updated_before)
+    if rounded:
+        before = _next_micro(before)  # a microsecond time is below b exactly when below ceil(b)
+    return ChargePage(after, after_id, before, page_size or DEFAULT_PAGE_SIZE)
 
 
 def check_refundable(charge: Charge) -> None:

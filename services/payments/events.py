@@ -17,7 +17,8 @@ def charge_pb(c: Charge) -> pay.Charge:
         key=c.key,
         order_id=c.order_id,
         amount=c.amount.to_pb(),
-        method=c.method.value,  # enum fields take their value names
+        # Enum fields take their value names; a VOIDED charge has no method.
+        method=c.method.value if c.method is not None else "PAYMENT_METHOD_UNSPECIFIED",
         status=c.status.value,
         decline_reason=c.decline_reason,
         create_time=timestamp(c.create_time),

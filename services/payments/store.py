@@ -1,6 +1,6 @@
 """All of payments' SQL: charges (one INSERT per new charge, made safe by the key and the per-order
-unique index), their settlement (status and outbox event in one transaction) and the shared mode
-row, cached briefly per process."""
+unique index), voids (a tombstone under the key), the reconciliation listing, their settlement
+(status and outbox event in one transaction) and the shared mode row, cached briefly per process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.payments.domain import (
+    VOID_AMOUNT,
     Charge,
+    ChargePage,
     ChargeRequest,
     Method,
     Mode,
@@ -40,7 +42,7 @@ def _charge(row: tuple[Any, ...]) -> Charge:
         key=key,
         order_id=order_id,
         amount=Money(currency, units, nanos),
-        method=Method(method),
+        method=None if method is None else Method(method),
         status=Status(status),
         decline_reason=reason,
         create_time=create_time,
@@ -94,6 +96,7 @@ class PaymentsStore:
         except psycopg.errors.UniqueViolation as exc:
             # Whichever index tripped, a row with our key means a concurrent duplicate won. (A
             # duplicate can trip the per-order index first, if Postgres checks that one first.)
+            # A void that won is the answer too: the key was given up, and nothing is taken.
             winner = await self.find_by_key(request.key)
             if winner is not None:
                 if not winner.answers(request):
@@ -110,6 +113,47 @@ class PaymentsStore:
             raise
         assert row is not None
         return _charge(row), False
+
+    async def void(
+        self, charge_id: str, key: str, order_id: str, request_id: str = ""
+    ) -> tuple[Charge, bool]:
+        """Gives the key up: stores a VOIDED charge under it unless a charge with that key exists,
+        and returns the key's charge and whether this call voided it. The key's UNIQUE constraint
+        decides a race with a CreateCharge in flight: ON CONFLICT waits for the other insert, and
+        whichever row committed first is the key's charge for good."""
+        row = await self._fetch_one(
+            f"INSERT INTO charges (id, key, order_id, amount_currency, amount_units, amount_nanos,"
+            f" method, status, request_id)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, NULL, 'VOIDED', %s)"
+            f" ON CONFLICT (key) DO NOTHING RETURNING {_COLUMNS}",
+            (
+                charge_id,
+                key,
+                order_id,
+                VOID_AMOUNT.currency,
+                VOID_AMOUNT.units,
+                VOID_AMOUNT.nanos,
+                request_id,
+            ),
+        )
+        if row is not None:
+            return _charge(row), True
+        # The key has a charge (committed before ours, since ON CONFLICT waited for it).
+        return await self.get_by_key(key), False
+
+    async def list_changed(self, page: ChargePage) -> list[Charge]:
+        """Charges in order of last change, after (page.after, page.after_id) and changed before
+        page.before; the row comparison walks the charges_by_change index."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_COLUMNS} FROM charges"
+                    f" WHERE (update_time, id) > (%s, %s) AND update_time < %s"
+                    f" ORDER BY update_time, id LIMIT %s",
+                    (page.after, page.after_id, page.before, page.size),
+                )
+            ).fetchall()
+        return [_charge(row) for row in rows]
 
     async def find_by_key(self, key: str) -> Charge | None:
         row = await self._fetch_one(f"SELECT {_COLUMNS} FROM charges WHERE key = %s", (key,))

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.payments.domain import (
     DECLINE_REASON,
+    DEFAULT_PAGE_SIZE,
     DEFAULT_SETTLE_DELAY_MS,
+    VOID_AMOUNT,
     Charge,
+    ChargePage,
     ChargeRequest,
     Method,
     Mode,
     Outcome,
     Status,
+    charge_page,
     check_amount,
     check_refundable,
     choose_outcome,
@@ -91,6 +95,13 @@ def test_a_stored_charge_answers_only_the_same_ask() -> None:
     assert not charge.answers(ChargeRequest("k", "ORD-1", EUR_50, Method.BANK_TRANSFER))
 
 
+def test_a_voided_charge_answers_any_ask_under_its_key() -> None:
+    now = datetime.now(UTC)
+    voided = Charge("ch_1", "k", "ORD-1", VOID_AMOUNT, None, Status.VOIDED, "", now, now)
+    assert voided.answers(ChargeRequest("k", "ORD-1", EUR_50, Method.CARD))
+    assert voided.answers(ChargeRequest("k", "ORD-1", Money("EUR", 51, 0), Method.BANK_TRANSFER))
+
+
 @pytest.mark.parametrize(
     ("amount", "field"),
     [
@@ -109,7 +120,7 @@ def test_bad_amounts_name_the_field(amount: Money, field: str) -> None:
 def test_only_approved_or_refunded_charges_are_refundable() -> None:
     check_refundable(_charge(Status.APPROVED))
     check_refundable(_charge(Status.REFUNDED))
-    for status in (Status.DECLINED, Status.PENDING):
+    for status in (Status.DECLINED, Status.PENDING, Status.VOIDED):
         with pytest.raises(FailedPrecondition) as err:
             check_refundable(_charge(status))
         assert err.value.reason == "CHARGE_NOT_REFUNDABLE"
@@ -119,3 +130,41 @@ def test_charge_ids_are_unique_and_prefixed() -> None:
     ids = {new_charge_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.startswith("ch_") and len(i) <= 64 for i in ids)
+
+
+# 2026-01-02T03:04:05.123456Z as Timestamp (seconds, nanos), and as a datetime.
+T_SECONDS = int(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp())
+T = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+MICRO = timedelta(microseconds=1)
+
+
+def test_a_page_from_the_beginning_starts_below_every_charge() -> None:
+    page = charge_page(None, "", (T_SECONDS, 123_456_000), 0)
+    assert page == ChargePage(datetime.min.replace(tzinfo=UTC), "", T, DEFAULT_PAGE_SIZE)
+    assert charge_page(None, "", (T_SECONDS, 123_456_000), 7).size == 7
+
+
+def test_a_page_after_a_charge_starts_after_its_time_and_id() -> None:
+    page = charge_page((T_SECONDS, 123_456_000), "ch_9", (T_SECONDS + 60, 0), 10)
+    assert (page.after, page.after_id) == (T, "ch_9")
+    assert page.before == T.replace(microsecond=0) + timedelta(seconds=60)
+
+
+def test_sub_microsecond_bounds_round_so_the_answer_is_exact() -> None:
+    # Charges change at whole microseconds: "after T + 1 ns" is "from T + 1 us on", whatever id;
+    # "before T + 1 ns" includes T.
+    page = charge_page((T_SECONDS, 123_456_001), "ch_9", (T_SECONDS, 123_456_001), 10)
+    assert (page.after, page.after_id) == (T + MICRO, "")
+    assert page.before == T + MICRO
+
+
+def test_bounds_at_the_end_of_time_do_not_overflow() -> None:
+    last_second = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+    page = charge_page((last_second, 999_999_999), "", (last_second, 999_999_999), 10)
+    assert page.after == page.before == datetime.max.replace(tzinfo=UTC)
+
+
+def test_after_id_without_updated_after_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        charge_page(None, "ch_1", (T_SECONDS, 0), 10)
+    assert err.value.violations[0][0] == "after_id"

@@ -28,7 +28,7 @@ from google.type import money_pb2 as google_dot_type_dot_money__pb2
 from ticketing.type.v1 import payment_method_pb2 as ticketing_dot_type_dot_v1_dot_payment__method__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ticketing/payments/v1/payment_service.proto\x12\x15ticketing.payments.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a&ticketing/type/v1/payment_method.proto\"\x92\x03\n\x06\x43harge\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.google.type.Money\x12\x30\n\x06method\x18\x05 \x01(\x0e\x32 .ticketing.type.v1.PaymentMethod\x12\x34\n\x06status\x18\x06 \x01(\x0e\x32$.ticketing.payments.v1.Charge.Status\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41PPROVED\x10\x01\x12\x0c\n\x08\x44\x45\x43LINED\x10\x02\x12\x0b\n\x07PENDING\x10\x03\x12\x0c\n\x08REFUNDED\x10\x04\"\xb5\x01\n\x13\x43reateChargeRequest\x12\x17\n\x03key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12\x1b\n\x08order_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12<\n\x06method\x18\x04 \x01(\x0e\x32 .ticketing.type.v1.PaymentMethodB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"3\n\x13RefundChargeRequest\x12\x1c\n\tcharge_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"^\n\x10GetChargeRequest\x12\x1e\n\tcharge_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@H\x00\x12\x19\n\x03key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01H\x00\x42\x0f\n\x06lookup\x12\x05\xbaH\x02\x08\x01\x32\x9b\x02\n\x0ePaymentService\x12Y\n\x0c\x43reateCharge\x12*.ticketing.payments.v1.CreateChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12Y\n\x0cRefundCharge\x12*.ticketing.payments.v1.RefundChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12S\n\tGetCharge\x12\'.ticketing.payments.v1.GetChargeRequest\x1a\x1d.ticketing.payments.v1.Chargeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ticketing/payments/v1/payment_service.proto\x12\x15ticketing.payments.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\x1a&ticketing/type/v1/payment_method.proto\"\x9e\x03\n\x06\x43harge\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.google.type.Money\x12\x30\n\x06method\x18\x05 \x01(\x0e\x32 .ticketing.type.v1.PaymentMethod\x12\x34\n\x06status\x18\x06 \x01(\x0e\x32$.ticketing.payments.v1.Charge.Status\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41PPROVED\x10\x01\x12\x0c\n\x08\x44\x45\x43LINED\x10\x02\x12\x0b\n\x07PENDING\x10\x03\x12\x0c\n\x08REFUNDED\x10\x04\x12\n\n\x06VOIDED\x10\x05\"\xb5\x01\n\x13\x43reateChargeRequest\x12\x17\n\x03key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12\x1b\n\x08order_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12<\n\x06method\x18\x04 \x01(\x0e\x32 .ticketing.type.v1.PaymentMethodB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"3\n\x13RefundChargeRequest\x12\x1c\n\tcharge_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"^\n\x10GetChargeRequest\x12\x1e\n\tcharge_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@H\x00\x12\x19\n\x03key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01H\x00\x42\x0f\n\x06lookup\x12\x05\xbaH\x02\x08\x01\"I\n\x11VoidChargeRequest\x12\x17\n\x03key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12\x1b\n\x08order_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\xbd\x01\n\x12ListChargesRequest\x12\x31\n\rupdated_after\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x08\x61\x66ter_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12:\n\x0eupdated_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\"E\n\x13ListChargesResponse\x12.\n\x07\x63harges\x18\x01 \x03(\x0b\x32\x1d.ticketing.payments.v1.Charge2\xd8\x03\n\x0ePaymentService\x12Y\n\x0c\x43reateCharge\x12*.ticketing.payments.v1.CreateChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12Y\n\x0cRefundCharge\x12*.ticketing.payments.v1.RefundChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12S\n\tGetCharge\x12\'.ticketing.payments.v1.GetChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12U\n\nVoidCharge\x12(.ticketing.payments.v1.VoidChargeRequest\x1a\x1d.ticketing.payments.v1.Charge\x12\x64\n\x0bListCharges\x12).ticketing.payments.v1.ListChargesRequest\x1a*.ticketing.payments.v1.ListChargesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,16 +51,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCHARGEREQUEST'].fields_by_name['charge_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_GETCHARGEREQUEST'].fields_by_name['key']._loaded_options = None
   _globals['_GETCHARGEREQUEST'].fields_by_name['key']._serialized_options = b'\272H\007r\005\020\001\030\310\001'
+  _globals['_VOIDCHARGEREQUEST'].fields_by_name['key']._loaded_options = None
+  _globals['_VOIDCHARGEREQUEST'].fields_by_name['key']._serialized_options = b'\272H\007r\005\020\001\030\310\001'
+  _globals['_VOIDCHARGEREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_VOIDCHARGEREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['after_id']._loaded_options = None
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['after_id']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['updated_before']._loaded_options = None
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['updated_before']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCHARGESREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\350\007(\000'
   _globals['_CHARGE']._serialized_start=198
-  _globals['_CHARGE']._serialized_end=600
+  _globals['_CHARGE']._serialized_end=612
   _globals['_CHARGE_STATUS']._serialized_start=513
-  _globals['_CHARGE_STATUS']._serialized_end=600
-  _globals['_CREATECHARGEREQUEST']._serialized_start=603
-  _globals['_CREATECHARGEREQUEST']._serialized_end=784
-  _globals['_REFUNDCHARGEREQUEST']._serialized_start=786
-  _globals['_REFUNDCHARGEREQUEST']._serialized_end=837
-  _globals['_GETCHARGEREQUEST']._serialized_start=839
-  _globals['_GETCHARGEREQUEST']._serialized_end=933
-  _globals['_PAYMENTSERVICE']._serialized_start=936
-  _globals['_PAYMENTSERVICE']._serialized_end=1219
+  _globals['_CHARGE_STATUS']._serialized_end=612
+  _globals['_CREATECHARGEREQUEST']._serialized_start=615
+  _globals['_CREATECHARGEREQUEST']._serialized_end=796
+  _globals['_REFUNDCHARGEREQUEST']._serialized_start=798
+  _globals['_REFUNDCHARGEREQUEST']._serialized_end=849
+  _globals['_GETCHARGEREQUEST']._serialized_start=851
+  _globals['_GETCHARGEREQUEST']._serialized_end=945
+  _globals['_VOIDCHARGEREQUEST']._serialized_start=947
+  _globals['_VOIDCHARGEREQUEST']._serialized_end=1020
+  _globals['_LISTCHARGESREQUEST']._serialized_start=1023
+  _globals['_LISTCHARGESREQUEST']._serialized_end=1212
+  _globals['_LISTCHARGESRESPONSE']._serialized_start=1214
+  _globals['_LISTCHARGESRESPONSE']._serialized_end=1283
+  _globals['_PAYMENTSERVICE']._serialized_start=1286
+  _globals['_PAYMENTSERVICE']._serialized_end=1758
 # @@protoc_insertion_point(module_scope)

@@ -4,10 +4,11 @@ from buf.validate import validate_pb2 as _validate_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.type import money_pb2 as _money_pb2
 from ticketing.type.v1 import payment_method_pb2 as _payment_method_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -21,11 +22,13 @@ class Charge(_message.Message):
         DECLINED: _ClassVar[Charge.Status]
         PENDING: _ClassVar[Charge.Status]
         REFUNDED: _ClassVar[Charge.Status]
+        VOIDED: _ClassVar[Charge.Status]
     STATUS_UNSPECIFIED: Charge.Status
     APPROVED: Charge.Status
     DECLINED: Charge.Status
     PENDING: Charge.Status
     REFUNDED: Charge.Status
+    VOIDED: Charge.Status
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -71,3 +74,29 @@ class GetChargeRequest(_message.Message):
     charge_id: str
     key: str
     def __init__(self, charge_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class VoidChargeRequest(_message.Message):
+    __slots__ = ("key", "order_id")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    order_id: str
+    def __init__(self, key: _Optional[str] = ..., order_id: _Optional[str] = ...) -> None: ...
+
+class ListChargesRequest(_message.Message):
+    __slots__ = ("updated_after", "after_id", "updated_before", "page_size")
+    UPDATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    updated_after: _timestamp_pb2.Timestamp
+    after_id: str
+    updated_before: _timestamp_pb2.Timestamp
+    page_size: int
+    def __init__(self, updated_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., after_id: _Optional[str] = ..., updated_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListChargesResponse(_message.Message):
+    __slots__ = ("charges",)
+    CHARGES_FIELD_NUMBER: _ClassVar[int]
+    charges: _containers.RepeatedCompositeFieldContainer[Charge]
+    def __init__(self, charges: _Optional[_Iterable[_Union[Charge, _Mapping]]] = ...) -> None: ...

@@ -51,6 +51,16 @@ class PaymentServiceStub:
                 request_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.GetChargeRequest.SerializeToString,
                 response_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.FromString,
                 _registered_method=True)
+        self.VoidCharge = channel.unary_unary(
+                '/ticketing.payments.v1.PaymentService/VoidCharge',
+                request_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.VoidChargeRequest.SerializeToString,
+                response_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.FromString,
+                _registered_method=True)
+        self.ListCharges = channel.unary_unary(
+                '/ticketing.payments.v1.PaymentService/ListCharges',
+                request_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesRequest.SerializeToString,
+                response_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -81,6 +91,26 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VoidCharge(self, request, context):
+        """Gives up the charge asked for under a key whose outcome the caller does not know (its
+        CreateCharge reply was lost). If a charge with that key exists it is returned unchanged,
+        whatever its status, so the caller learns the real outcome. Otherwise a VOIDED charge is
+        stored under the key, and any CreateCharge with that key, one still in flight included,
+        answers it and takes no money. Repeats return the same charge. Bookkeeping only: the
+        failure-injection mode does not apply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCharges(self, request, context):
+        """Pages through every charge in order of last change (update_time, then id), for orders'
+        reconciliation of the books. The failure-injection mode does not apply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +128,16 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.GetCharge,
                     request_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.GetChargeRequest.FromString,
                     response_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.SerializeToString,
+            ),
+            'VoidCharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidCharge,
+                    request_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.VoidChargeRequest.FromString,
+                    response_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.SerializeToString,
+            ),
+            'ListCharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCharges,
+                    request_deserializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesRequest.FromString,
+                    response_serializer=ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +223,60 @@ class PaymentService:
             '/ticketing.payments.v1.PaymentService/GetCharge',
             ticketing_dot_payments_dot_v1_dot_payment__service__pb2.GetChargeRequest.SerializeToString,
             ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VoidCharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ticketing.payments.v1.PaymentService/VoidCharge',
+            ticketing_dot_payments_dot_v1_dot_payment__service__pb2.VoidChargeRequest.SerializeToString,
+            ticketing_dot_payments_dot_v1_dot_payment__service__pb2.Charge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ticketing.payments.v1.PaymentService/ListCharges',
+            ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesRequest.SerializeToString,
+            ticketing_dot_payments_dot_v1_dot_payment__service__pb2.ListChargesResponse.FromString,
             options,
             channel_credentials,
             insecure,
