@@ -80,7 +80,8 @@ MAX_PRICE_UNITS = 1_000_000_000
 
 
 def check_event(spec: EventSpec) -> None:
-    """What protovalidate cannot say per field: names unique, prices well formed and in one currency."""
+    """What protovalidate cannot say per field: names unique, prices well formed and in one currency.
+    A price may be 0 (a free ticket); Money.violations says what else a price must be."""
     violations: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, tt in enumerate(spec.ticket_types):
@@ -96,17 +97,6 @@ def check_event(spec: EventSpec) -> None:
         violations.append(("event.ticket_types", "all prices must use one currency"))
     if violations:
         raise InvalidArgument(violations)
-
-
-def _price_violations(price: Money, where: str) -> list[tuple[str, str]]:
-    out = []
-    if len(price.currency) != 3 or not price.currency.isascii() or not price.currency.isupper():
-        out.append((f"{where}.currency_code", "must be a 3-letter ISO 4217 code such as EUR"))
-    if price.units < 0 or price.nanos < 0:
-        out.append((f"{where}", "must not be negative"))
-    if not -999_999_999 <= price.nanos <= 999_999_999:
-        out.append((f"{where}.nanos", "must be within +-999,999,999"))
-    return out
 
 
 def sold_out(available: int, requested: int) -> Aborted:

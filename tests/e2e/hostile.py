@@ -239,10 +239,11 @@ def seed(stack: Stack) -> dict[str, list[str]]:
                 "displayName": "Hostile input",
                 "ticketTypes": [
                     {"name": "GA", "price": {"currencyCode": "EUR", "units": "10"}, "capacity": 1_000_000},
-                    # The dearest ticket an event may have: orders of it must still be priced.
+                    # The dearest ticket an event may have (EUR counts whole cents): orders of it
+                    # must still be priced.
                     {
                         "name": "PRICEY",
-                        "price": {"currencyCode": "EUR", "units": str(MAX_PRICE_UNITS), "nanos": 999_999_999},
+                        "price": {"currencyCode": "EUR", "units": str(MAX_PRICE_UNITS), "nanos": 990_000_000},
                         "capacity": 1_000_000,
                     },
                 ],

@@ -43,9 +43,14 @@ def test_duplicate_ticket_type_names_are_rejected() -> None:
     [
         (Money("eur", 1, 0), "event.ticket_types[0].price.currency_code"),
         (Money("EURO", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Money("ZZZ", 1, 0), "event.ticket_types[0].price.currency_code"),
+        (Money("XXX", 1, 0), "event.ticket_types[0].price.currency_code"),
         (Money("EUR", -1, 0), "event.ticket_types[0].price"),
+        (Money("EUR", 0, 1), "event.ticket_types[0].price.nanos"),
+        (Money("EUR", 1, 1_000_000), "event.ticket_types[0].price.nanos"),
+        (Money("JPY", 1, 500_000_000), "event.ticket_types[0].price.nanos"),
         # A total for two of these would overflow Money's int64 units (orders answered INTERNAL).
-        (Money("EUR", 2**63 - 1, 999_999_999), "event.ticket_types[0].price"),
+        (Money("EUR", 2**63 - 1, 990_000_000), "event.ticket_types[0].price"),
         (Money("EUR", MAX_PRICE_UNITS + 1, 0), "event.ticket_types[0].price"),
     ],
 )
@@ -56,9 +61,22 @@ def test_bad_prices_are_rejected(price: Money, field: str) -> None:
 
 
 def test_the_dearest_allowed_ticket_can_be_ordered_a_thousand_times() -> None:
-    price = Money("EUR", MAX_PRICE_UNITS, 999_999_999)
+    price = Money("EUR", MAX_PRICE_UNITS, 990_000_000)
     check_event(_spec(TicketTypeSpec("GA", price, 1)))
     assert price.times(1000).units < 2**63
+
+
+def test_a_free_ticket_type_is_an_event() -> None:
+    check_event(
+        _spec(TicketTypeSpec("FREE", Money("EUR", 0, 0), 100), TicketTypeSpec("VIP", Money("EUR", 5, 0), 5))
+    )
+
+
+@pytest.mark.parametrize(
+    "price", [Money("JPY", 1500, 0), Money("BHD", 2, 125_000_000), Money("EUR", 9, 990_000_000)]
+)
+def test_prices_in_their_currency_minor_unit_pass(price: Money) -> None:
+    check_event(_spec(TicketTypeSpec("GA", price, 1)))
 
 
 def test_mixed_currencies_are_rejected() -> None:

@@ -70,8 +70,13 @@ def event() -> st.SearchStrategy[inv.Event]:
         ),
         create_time=timestamp(),
     )
+    # Mostly whole cents (what EUR allows), so the valid path is reached; now and then any nanos.
+    cents = st.integers(0, 99).map(lambda c: c * 10_000_000)
     price = st.builds(
-        money_pb2.Money, currency_code=st.just("EUR"), units=st.integers(0, INT64_MAX), nanos=int32()
+        money_pb2.Money,
+        currency_code=st.just("EUR"),
+        units=st.integers(0, INT64_MAX),
+        nanos=sometimes(cents, int32(), odds=4),
     )
     sane_type = st.builds(
         inv.TicketType,
