@@ -294,6 +294,8 @@ INTERNAL_RPCS = [
     ("/ticketing.payments.v1.PaymentService/CreateCharge", pay.CreateChargeRequest(order_id="x")),
     ("/ticketing.payments.v1.PaymentService/RefundCharge", pay.RefundChargeRequest()),
     ("/ticketing.payments.v1.PaymentService/GetCharge", pay.GetChargeRequest()),
+    ("/ticketing.payments.v1.PaymentService/VoidCharge", pay.VoidChargeRequest(key="x", order_id="x")),
+    ("/ticketing.payments.v1.PaymentService/ListCharges", pay.ListChargesRequest()),
     ("/ticketing.payments.v1.PaymentAdminService/SetMode", admin.SetModeRequest(decline_rate=1.0)),
     ("/ticketing.nope.v1.NoService/Nothing", res.GetReservationRequest()),
 ]
