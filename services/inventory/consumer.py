@@ -8,13 +8,17 @@ from nats.aio.msg import Msg
 from services.inventory.api import record_sold
 from services.inventory.store import InventoryStore
 from ticketing.orders.v1 import events_pb2
-from ticketmesh import context
+from ticketmesh import context, dead_letters
 
 SUBJECT = "ticketing.orders.order.confirmed.v1"
 DURABLE = "inventory"
 
 
 class OrderEvents:
+    """Handles order.confirmed from the durable consumer "inventory" (shared by the replicas). The
+    broker waits out a database outage; what fails for a reason of its own (an event that does not
+    decode, a reservation unknown or released) ends in dead_letters."""
+
     def __init__(self, store: InventoryStore):
         self.store = store
 
@@ -29,8 +33,4 @@ class OrderEvents:
             logger.info("order confirmed again: its tickets were already sold")
 
     async def dead_letter(self, msg: Msg, exc: Exception) -> None:
-        logger.error(
-            "order event {} could not be applied: {}",
-            msg.headers.get("Nats-Msg-Id") if msg.headers else "?",
-            exc,
-        )
+        await dead_letters.record(self.store.pool, DURABLE, msg, exc)

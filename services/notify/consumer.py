@@ -3,24 +3,18 @@ and dead letters for messages no retry can help."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
-import psycopg
 from google.protobuf.message import DecodeError
 from loguru import logger
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from psycopg_pool import PoolTimeout
 
 from services.notify import metrics
 from services.notify.domain import Kind, OrderEvent, PoisonMessage, check_event, lag_seconds, render
 from services.notify.store import NotifyStore
 from ticketing.orders.v1 import events_pb2
-from ticketmesh import broker, context
+from ticketmesh import broker, context, dead_letters
 from ticketmesh.values import Money
 
 STREAM = "ORDERS"
@@ -34,8 +28,6 @@ _DECODERS: dict[str, tuple[Kind, type[_EventMessage]]] = {
     "ticketing.orders.order.cancelled.v1": (Kind.ORDER_CANCELLED, events_pb2.OrderCancelled),
     "ticketing.orders.order.expired.v1": (Kind.ORDER_EXPIRED, events_pb2.OrderExpired),
 }
-
-T = TypeVar("T")
 
 
 def decode(subject: str, payload: bytes) -> OrderEvent | None:
@@ -68,25 +60,9 @@ def decode(subject: str, payload: bytes) -> OrderEvent | None:
     return event
 
 
-async def _while_database_away(msg: Msg, work: Callable[[], Awaitable[T]]) -> T:
-    """Runs `work`, waiting out a database outage: an outage is no fault of the message, so it must
-    not use up the message's deliveries and dead-letter a valid event (I3)."""
-    delay = 0.5
-    while True:
-        try:
-            return await work()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            logger.warning("database unavailable, retrying in {} s: {}", delay, exc)
-        # Keeps JetStream from redelivering it meanwhile; if NATS is away too, a redelivery later
-        # is harmless (the insert is keyed on the event id).
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
-
-
 class OrderEventConsumer:
-    """Handles order events from the durable consumer "notify"."""
+    """Handles order events from the durable consumer "notify". A database outage is waited out by
+    the broker (it is no fault of the message), so only poison ends in dead_letters."""
 
     def __init__(self, store: NotifyStore):
         self.store = store
@@ -97,7 +73,7 @@ class OrderEventConsumer:
             return
         context.order_id.set(event.order_id)
         notification = render(event)
-        stored = await _while_database_away(msg, lambda: self.store.insert_notification(notification))
+        stored = await self.store.insert_notification(notification)
         if stored is None:
             logger.bind(order_id=event.order_id).debug("order event {} already notified", event.id)
             return
@@ -112,12 +88,7 @@ class OrderEventConsumer:
         ).info("email sent")
 
     async def dead_letter(self, msg: Msg, exc: Exception) -> None:
-        message_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-        error = f"{type(exc).__name__}: {exc}"
-        await _while_database_away(
-            msg, lambda: self.store.add_dead_letter(msg.subject, message_id, msg.data, error)
-        )
-        logger.bind(message_id=message_id).error("dead letter on {}: {}", msg.subject, error)
+        await dead_letters.record(self.store.pool, DURABLE, msg, exc)
 
     async def run(self, js: JetStreamContext, max_deliver: int) -> None:
         """Consumes until cancelled. The streams are ensured first, so notify works whichever

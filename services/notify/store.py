@@ -1,5 +1,5 @@
 """All of notify's SQL: notifications (one INSERT per event, made exactly-once by the event id as
-primary key), keyset pages of them newest first, and dead letters."""
+primary key) and keyset pages of them newest first. Dead letters go through ticketmesh.dead_letters."""
 
 from __future__ import annotations
 
@@ -70,10 +70,3 @@ class NotifyStore:
             )
             rows = await cursor.fetchall()
         return [_notification(row) for row in rows]
-
-    async def add_dead_letter(self, subject: str, message_id: str, payload: bytes, error: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO dead_letters (subject, message_id, payload, error) VALUES (%s, %s, %s, %s)",
-                (subject, message_id, payload, error),
-            )

@@ -34,6 +34,8 @@ class Tally:
     slowest: float = 0.0
     slowest_call: str = ""
     confirmed: list[str] = field(default_factory=list)
+    # Orders paid by bank transfer and told PAYMENT_IN_PROGRESS: confirmed later, by settlement.
+    in_progress: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     sold_out: int = 0
 
@@ -59,10 +61,19 @@ class Tally:
 
 class PurchaseLoad:
     """`buyers` concurrent buyers, each buying one ticket after another for `event_id` until
-    stopped; each flow is create (with a request id) then pay (with another), retried until done."""
+    stopped; each flow is create (with a request id) then pay (with another, by `payment_method`),
+    retried until done."""
 
-    def __init__(self, public_url: str, event_id: str, user_ids: list[str], buyers: int = 8):
+    def __init__(
+        self,
+        public_url: str,
+        event_id: str,
+        user_ids: list[str],
+        buyers: int = 8,
+        payment_method: str = "CARD",
+    ):
         self.event_id, self.user_ids, self.buyers = event_id, user_ids, buyers
+        self.payment_method = payment_method
         self.client = httpx.AsyncClient(
             base_url=public_url,
             timeout=30,
@@ -113,12 +124,16 @@ class PurchaseLoad:
                 continue
             order_id = created.json()["id"]
             paid = await self._until_answered(
-                "POST", f"/v1/orders/{order_id}:pay", {"requestId": uuid.uuid4().hex, "paymentMethod": "CARD"}
+                "POST",
+                f"/v1/orders/{order_id}:pay",
+                {"requestId": uuid.uuid4().hex, "paymentMethod": self.payment_method},
             )
             if paid is None:
                 self.tally.unfinished.append(order_id)
             elif paid.status_code == 200 and paid.json()["status"] == "CONFIRMED":
                 self.tally.confirmed.append(order_id)
+            elif paid.status_code == 200 and paid.json()["status"] == "PAYMENT_IN_PROGRESS":
+                self.tally.in_progress.append(order_id)
             else:
                 self.tally.failures[f"pay answered {paid.status_code} {_reason(paid)}"] += 1
 
