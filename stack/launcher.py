@@ -19,7 +19,7 @@ import httpx
 from stack import postgres, probes
 from stack.envoy_config import EnvoySettings, render_envoy_config
 from stack.processes import ManagedProcess, StackError, is_alive, kill_stale
-from stack.settings import Replica, StackSettings, port_in_use
+from stack.settings import Replica, StackSettings, page_token_key, port_in_use
 
 T = TypeVar("T")
 # Started first, in this order, and stopped last, in reverse.
@@ -319,6 +319,7 @@ class Stack:
             NATS_URL=self.nats_url,
             MESH_ADDRESS=f"127.0.0.1:{s.mesh_port}",
             LOG_LEVEL=s.log_level,
+            PAGE_TOKEN_KEY=page_token_key(self.state_dir),
         )
         env.update(s.service_env.get(replica.service, {}))
         env.update(s.service_env.get(replica.name, {}))
@@ -346,7 +347,7 @@ class Stack:
         s = self.settings
         clusters: dict[str, list[tuple[str, int]]] = {}
         for replica in self._replicas.values():
-            clusters.setdefault(replica.service, []).append(("127.0.0.1", replica.grpc_port))
+            clusters.setdefault(replica.service, []).append(("127.0.0.1", self._envoy_port(replica.name)))
         config = EnvoySettings(
             clusters=clusters,
             public_port=s.public_port,
@@ -377,6 +378,10 @@ class Stack:
         await self._wait_envoy_flags(None)
         self._ready("envoy", started)
 
+    def _envoy_port(self, name: str) -> int:
+        """The port Envoy reaches a replica on: its own, unless a proxy sits in between."""
+        return self.settings.envoy_upstream_ports.get(name, self._replica(name).grpc_port)
+
     def _envoy_running(self) -> bool:
         return "envoy" in self.processes and self.processes["envoy"].running
 
@@ -385,7 +390,7 @@ class Stack:
         (healthy=False) not healthy: failed health checks or ejected."""
         if names is None:
             names = [n for n in self._replicas if n in self.processes and self.processes[n].running]
-        wanted = {(self._replicas[n].service, self.grpc_address(n)) for n in names}
+        wanted = {(self._replicas[n].service, f"127.0.0.1:{self._envoy_port(n)}") for n in names}
 
         async def reached() -> bool:
             hosts = await probes.envoy_hosts(self._client(), self.envoy_admin_url)

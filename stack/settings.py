@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The stack's page token key (hex), in its state dir: see page_token_key.
+PAGE_TOKEN_KEY_FILE = "page-token.key"
 SERVICES = ("inventory", "orders", "payments", "notify")
 # Fixed default ports, all below the ephemeral range (32768+) and clear of a system Postgres/NATS.
 _BASE_PORTS = {
@@ -54,6 +57,9 @@ class StackSettings:
     replica_ports: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     # Extra environment per service name or replica name (the replica's wins), e.g. HOLD_TTL_SECONDS.
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Replica name -> the port Envoy reaches it on instead of its gRPC port: a proxy in between
+    # (the fault tests' lossy link). The launcher's own probes still go straight to the replica.
+    envoy_upstream_ports: Mapping[str, int] = field(default_factory=dict)
     log_level: str = "INFO"
     # Longer than a service's drain + grace (3 s + 5 s by default), so a clean stop is never cut short.
     stop_grace_seconds: float = 15.0
@@ -173,3 +179,25 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return True
     return False
+
+
+def page_token_key(state_dir: Path) -> str:
+    """The stack's PAGE_TOKEN_KEY (hex): made on the first start into the state dir, readable by its
+    owner only, and read again on later starts, so that every replica and every restart of a
+    service accepts the page tokens the others gave out."""
+    path = state_dir / PAGE_TOKEN_KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{PAGE_TOKEN_KEY_FILE}.new")
+        draft.unlink(missing_ok=True)
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        # A link cannot replace a file: whoever was first keeps their key, and a crash mid-write
+        # leaves only the draft, never a short key.
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ticketmesh.paging import MIN_KEY_BYTES
 
 
 class ConfigError(SystemExit):
@@ -45,9 +47,27 @@ def env_float(name: str, default: float | None = None, *, minimum: float = 0.0) 
     return value
 
 
+def env_secret_hex(name: str, *, min_bytes: int) -> bytes:
+    """Returns a secret given as hex digits, at least `min_bytes` long; messages never show it."""
+    try:
+        secret = bytes.fromhex(env_str(name))
+    except ValueError:
+        raise ConfigError(f"{name} is not hex digits") from None
+    if len(secret) < min_bytes:
+        raise ConfigError(
+            f"{name} is {len(secret)} bytes; it needs at least {min_bytes} ({2 * min_bytes} hex digits,"
+            f" e.g. from `python -c 'import secrets; print(secrets.token_hex({min_bytes}))'`)"
+        )
+    return secret
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
-    """What every service process needs, whatever its job."""
+    """What every service process needs, whatever its job.
+
+    PAGE_TOKEN_KEY, the secret that signs page tokens, is given as hex digits: at least 64 of them
+    (32 bytes). It is required; a missing or short one stops the process at start.
+    """
 
     service: str
     replica: str
@@ -63,6 +83,9 @@ class ServiceSettings:
     # How long in-flight calls may finish once the server stops.
     grace_seconds: float
     db_pool_size: int
+    # Every replica of a service must share it, or a next page asked of another replica is refused.
+    # Kept out of repr, so printing the settings cannot leak it.
+    page_token_key: bytes = field(repr=False)
 
     @classmethod
     def from_env(cls, service: str) -> ServiceSettings:
@@ -78,4 +101,5 @@ class ServiceSettings:
             drain_seconds=env_float("SHUTDOWN_DRAIN_SECONDS", 3.0),
             grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 5.0),
             db_pool_size=env_int("DB_POOL_SIZE", 8, minimum=1),
+            page_token_key=env_secret_hex("PAGE_TOKEN_KEY", min_bytes=MIN_KEY_BYTES),
         )

@@ -16,6 +16,7 @@ from services.inventory.store import InventoryStore
 from services.inventory.watch import AvailabilityHub
 from ticketing.inventory.v1 import inventory_service_pb2_grpc, reservation_service_pb2_grpc
 from ticketmesh import broker
+from ticketmesh.paging import PageTokens
 from ticketmesh.server import run_service
 
 
@@ -29,7 +30,7 @@ def main() -> None:
         hub = AvailabilityHub(store.availability, settings.watch_interval_seconds)
         stack.callback(hub.close)
         inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
-            InventoryApi(store, hub, settings.base.replica), server
+            InventoryApi(store, hub, settings.base.replica, PageTokens(settings.base.page_token_key)), server
         )
         reservation_service_pb2_grpc.add_ReservationServiceServicer_to_server(ReservationApi(store), server)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
@@ -38,7 +39,8 @@ from ticketing.inventory.v1 import (
 from ticketing.type.v1 import reservation_strategy_pb2 as strategy_pb2
 from ticketmesh import context as call_context
 from ticketmesh import idempotency, paging
-from ticketmesh.errors import InvalidArgument, ServiceError
+from ticketmesh.errors import ServiceError
+from ticketmesh.paging import PageTokens
 from ticketmesh.values import Money, timestamp
 
 
@@ -104,12 +106,20 @@ def record_released(r: Reservation) -> None:
     logger.bind(event_id=r.event_id, ticket_type=r.ticket_type).info("{} ticket(s) released", r.quantity)
 
 
+@dataclass(frozen=True)
+class EventsAfter:
+    """Where a ListEvents page ended: the last event's position in creation order."""
+
+    seq: int
+
+
 class InventoryApi(inv_grpc.InventoryServiceServicer):
     """The public InventoryService."""
 
-    def __init__(self, store: InventoryStore, hub: AvailabilityHub, replica: str):
+    def __init__(self, store: InventoryStore, hub: AvailabilityHub, replica: str, page_tokens: PageTokens):
         self.store = store
         self.hub = hub
+        self.page_tokens = page_tokens
         self.whoami = inv.WhoAmIResponse(
             service="inventory", replica=replica, host=socket.gethostname(), pid=os.getpid()
         )
@@ -147,15 +157,12 @@ class InventoryApi(inv_grpc.InventoryServiceServicer):
         self, request: inv.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> inv.ListEventsResponse:
         size = paging.page_size(request.page_size)
-        position = paging.decode_token(request.page_token) or {"seq": 0}
-        after = position.get("seq")
-        if not isinstance(after, int):
-            raise InvalidArgument([("page_token", "is not a token this API gave out")])
-        rows = await self.store.list_events(after, size + 1)
+        after = self.page_tokens.decode(request.page_token, EventsAfter, filters={})
+        rows = await self.store.list_events(after.seq if after else 0, size + 1)
         page, more = rows[:size], len(rows) > size
         return inv.ListEventsResponse(
             events=[_event_pb(event) for _, event in page],
-            next_page_token=paging.encode_token({"seq": page[-1][0]}) if more else "",
+            next_page_token=self.page_tokens.encode(EventsAfter(page[-1][0]), filters={}) if more else "",
         )
 
     async def GetAvailability(

@@ -15,6 +15,7 @@ from services.notify.consumer import OrderEventConsumer
 from services.notify.store import NotifyStore
 from ticketing.notify.v1 import notification_service_pb2_grpc
 from ticketmesh import broker
+from ticketmesh.paging import PageTokens
 from ticketmesh.server import run_forever, run_service
 
 
@@ -30,7 +31,7 @@ def main() -> None:
         # Registered after the connection, so on leave the consumer stops before NATS drains.
         run_forever(stack, lambda: consumer.run(nc.jetstream(), settings.max_deliver), "order-events")
         notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(
-            NotificationApi(store), server
+            NotificationApi(store, PageTokens(settings.base.page_token_key)), server
         )
         return ("ticketing.notify.v1.NotificationService",)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import grpc
@@ -11,7 +12,7 @@ from services.notify.store import NotifyStore
 from ticketing.notify.v1 import notification_service_pb2 as pb
 from ticketing.notify.v1 import notification_service_pb2_grpc as pb_grpc
 from ticketmesh import paging
-from ticketmesh.errors import InvalidArgument
+from ticketmesh.paging import PageTokens
 from ticketmesh.values import timestamp
 
 
@@ -29,24 +30,20 @@ def _notification_pb(n: Notification) -> pb.Notification:
     )
 
 
-def _after(position: dict[str, object] | None) -> tuple[datetime, str] | None:
-    """The (create_time, id) a page token continues after."""
-    if position is None:
-        return None
-    time, last_id = position.get("t"), position.get("id")
-    if not isinstance(time, str) or not isinstance(last_id, str):
-        raise InvalidArgument([("page_token", "is not a token this API gave out")])
-    try:
-        return datetime.fromisoformat(time), last_id
-    except ValueError:
-        raise InvalidArgument([("page_token", "is not a token this API gave out")]) from None
+@dataclass(frozen=True)
+class NotificationsAfter:
+    """Where a ListNotifications page ended: its last row in (create_time, id) order."""
+
+    create_time: datetime
+    id: str
 
 
 class NotificationApi(pb_grpc.NotificationServiceServicer):
     """The public NotificationService: read-only, newest first."""
 
-    def __init__(self, store: NotifyStore):
+    def __init__(self, store: NotifyStore, page_tokens: PageTokens):
         self.store = store
+        self.page_tokens = page_tokens
 
     async def ListNotifications(
         self, request: pb.ListNotificationsRequest, context: grpc.aio.ServicerContext
@@ -54,16 +51,19 @@ class NotificationApi(pb_grpc.NotificationServiceServicer):
         # The interceptor has checked the request's rules, so at least one filter is given.
         size = paging.page_size(request.page_size)
         filters = {"user_id": request.user_id, "order_id": request.order_id}
-        after = _after(paging.decode_token(request.page_token, expect=filters))
+        after = self.page_tokens.decode(request.page_token, NotificationsAfter, filters)
         rows = await self.store.list_notifications(
-            user_id=request.user_id, order_id=request.order_id, after=after, limit=size + 1
+            user_id=request.user_id,
+            order_id=request.order_id,
+            after=(after.create_time, after.id) if after else None,
+            limit=size + 1,
         )
         page, more = rows[:size], len(rows) > size
         token = ""
         if more:
             last = page[-1]
             assert last.create_time is not None, "stored rows carry their create_time"
-            token = paging.encode_token({**filters, "t": last.create_time.isoformat(), "id": last.id})
+            token = self.page_tokens.encode(NotificationsAfter(last.create_time, last.id), filters)
         return pb.ListNotificationsResponse(
             notifications=[_notification_pb(n) for n in page], next_page_token=token
         )
