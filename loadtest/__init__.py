@@ -1,4 +1,4 @@
-"""The load tool: simulates an on-sale through Envoy's public listener and checks I1-I4 afterwards.
+"""The load tool: simulates an on-sale through Envoy's public listener and checks I1-I5 afterwards.
 
 `python -m loadtest --help` for the scenario options; `python -m loadtest.bench` for the standard
 scenarios measured against the database's own ceiling (pgbench).

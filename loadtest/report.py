@@ -162,7 +162,7 @@ def render(data: dict[str, Any]) -> Group:
     problems = [*inv["violations"], *inv["client_checks"]]
     if inv["passed"]:
         verdict = (
-            "[bold green]invariants hold[/]: I1-I4 on this event, and sold = tickets buyers were told of"
+            "[bold green]invariants hold[/]: I1-I5 on this event, and sold = tickets buyers were told of"
         )
     else:
         shown = "\n".join(f"  {p}" for p in problems[:20])

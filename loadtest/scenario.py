@@ -254,7 +254,7 @@ async def run_sale(
     result.anomalies = sale.anomalies
 
     # Phase 3: come to rest (inventory confirms holds and notify writes confirmations from
-    # JetStream), then check I1-I4 on this event, and what buyers were told against the stock.
+    # JetStream), then check I1-I5 on this event, and what buyers were told against the stock.
     settling = time.perf_counter()
     deadline = settling + scenario.settle_seconds
     while True:
@@ -342,7 +342,7 @@ async def _buyer(
 
 
 def client_checks(result: Result, stock: Answer) -> list[str]:
-    """What buyers were told against what the stock says (the database-side checks are I1-I4)."""
+    """What buyers were told against what the stock says (the database-side checks are I1-I5)."""
     if not stock.ok:
         return [f"could not read availability: {stock.code} {stock.reason}"]
     problems = []

@@ -1,4 +1,4 @@
-"""Checks DESIGN.md's invariants I1-I4 on a live stack, reading every service's schema. A checker,
+"""Checks the invariants I1-I5 (docs/ARCHITECTURE.md) on a live stack, reading every service's schema. A checker,
 not a service: it alone may read across schemas. `python -m stack.invariants DATABASE_URL` prints
 what is wrong and exits non-zero; tests call `violations()` after a scenario has come to rest."""
 
@@ -41,11 +41,24 @@ _CHECKS: dict[str, str] = {
           FROM orders.orders o
           LEFT JOIN payments.charges c ON c.order_id = o.id AND c.status = 'APPROVED'
          WHERE o.status = 'CONFIRMED' AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))
-         GROUP BY o.id HAVING count(c.id) != 1""",
-    "I2 money taken without a confirmed order": """
+         GROUP BY o.id, o.amount_units, o.amount_nanos
+        HAVING count(c.id) != CASE WHEN o.amount_units = 0 AND o.amount_nanos = 0 THEN 0 ELSE 1 END""",
+    "I2 confirmed order paid by another charge": """
+        SELECT format('order %%s is CONFIRMED by charge %%s, but its approved charge is %%s', o.id, o.charge_id, c.id)
+          FROM orders.orders o JOIN payments.charges c ON c.order_id = o.id AND c.status = 'APPROVED'
+         WHERE o.status = 'CONFIRMED' AND c.id != o.charge_id
+           AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))""",
+    # The money check: every approved charge belongs to a confirmed order or has been refunded.
+    "I5 money taken without a confirmed order": """
         SELECT format('charge %%s APPROVED for order %%s which is %%s', c.id, c.order_id, coalesce(o.status, 'missing'))
           FROM payments.charges c LEFT JOIN orders.orders o ON o.id = c.order_id
-         WHERE c.status = 'APPROVED' AND coalesce(o.status, '') != 'CONFIRMED' AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))""",
+         WHERE c.status = 'APPROVED' AND coalesce(o.status, '') != 'CONFIRMED'
+           AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))""",
+    "I5 owed work parked": """
+        SELECT format('%%s for order %%s parked after %%s attempts: %%s', w.kind, w.order_id, w.attempts, w.last_error)
+          FROM orders.owed_work w LEFT JOIN orders.orders o ON o.id = w.order_id
+         WHERE w.parked_time IS NOT NULL
+           AND (%(events)s::text[] IS NULL OR o.event_id = ANY(%(events)s))""",
     "I3 confirmed order without exactly one confirmation": """
         SELECT format('order %%s has %%s confirmation notifications', o.id, count(n.id))
           FROM orders.orders o
@@ -88,7 +101,7 @@ def main() -> None:
     found = asyncio.run(violations(sys.argv[1]))
     for line in found:
         print(line)
-    print("invariants I1-I4 hold" if not found else f"{len(found)} violations")
+    print("invariants I1-I5 hold" if not found else f"{len(found)} violations")
     raise SystemExit(1 if found else 0)
 
 

@@ -25,6 +25,19 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.ServiceError]] = {
 }
 # How long a mesh call may take when the caller's own call has no deadline.
 DEFAULT_TIMEOUT = 10.0
+# What Envoy says when it sent nothing upstream: the cluster has no host it may use (the payments
+# breaker is open), or no connection could be made. Any other reset may come after the callee acted.
+_NEVER_SENT = ("no healthy upstream", "reset reason: connection failure", "remote connection failure")
+# Codes with which one of our services refuses a call before doing anything (with its ErrorInfo).
+_REFUSED = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
 
 
 class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
@@ -60,3 +73,17 @@ def service_error(err: grpc.aio.AioRpcError) -> errors.ServiceError:
         # The peer rejected what we sent, or failed: our caller did nothing wrong.
         return errors.Internal(f"{err.code().name}: {err.details()}")
     return cls(err.details() or err.code().name, reason=reason or None, metadata=metadata)
+
+
+def surely_not_done(err: grpc.aio.AioRpcError, *, not_done_reasons: tuple[str, ...] = ()) -> bool:
+    """Whether a failed mesh call certainly changed nothing at the callee. A lost reply (a timeout,
+    a reset after the request went out, an answer gRPC dropped, an INTERNAL) is an unknown outcome,
+    not a failure: only Envoy's "never sent", a refusal from the callee itself, or a reason the
+    callee documents as "nothing written" (`not_done_reasons`) are definite."""
+    details = err.details() or ""
+    if err.code() == grpc.StatusCode.UNAVAILABLE and any(words in details for words in _NEVER_SENT):
+        return True
+    info = errors.error_info(err)
+    if info is None or info.domain != errors.DOMAIN:
+        return False  # not an answer from one of our services
+    return err.code() in _REFUSED or info.reason in not_done_reasons

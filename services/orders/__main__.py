@@ -10,16 +10,18 @@ import grpc
 from psycopg_pool import AsyncConnectionPool
 
 from services.orders.api import OrderApi, UserApi
+from services.orders.books import Books
 from services.orders.config import OrdersSettings
 from services.orders.purchase import Purchase
 from services.orders.settlements import DURABLE, SUBJECT, Settlements
 from services.orders.store import OrdersStore
-from services.orders.sweeper import Sweeper
+from services.orders.sweeper import OwedPolicy, Sweeper
 from ticketing.inventory.v1 import reservation_service_pb2_grpc
 from ticketing.orders.v1 import order_service_pb2_grpc, user_service_pb2_grpc
 from ticketing.payments.v1 import payment_service_pb2_grpc
 from ticketmesh import broker, mesh
 from ticketmesh.outbox import OutboxRelay
+from ticketmesh.paging import PageTokens
 from ticketmesh.server import run_forever, run_service
 
 
@@ -35,15 +37,25 @@ def main() -> None:
         relay = OutboxRelay(pool, js, name="orders")
         channel = await mesh.open_channel(stack, settings.mesh_address)
         store = OrdersStore(pool)
+        payments = payment_service_pb2_grpc.PaymentServiceStub(channel)
         purchase = Purchase(
             store,
             reservation_service_pb2_grpc.ReservationServiceStub(channel),
-            payment_service_pb2_grpc.PaymentServiceStub(channel),
+            payments,
             settings.hold_seconds,
             settings.max_quantity,
+            settings.payment_term_seconds,
             relay.wake,
         )
-        sweeper = Sweeper(store, purchase, settings.sweep_seconds, settings.keep_keys_seconds)
+        books = Books(store, payments, settings.books_interval_seconds, settings.books_grace_seconds)
+        sweeper = Sweeper(
+            store,
+            purchase,
+            books,
+            settings.sweep_seconds,
+            settings.keep_keys_seconds,
+            OwedPolicy(settings.owed_retry_seconds, settings.owed_max_attempts),
+        )
         run_forever(stack, relay.run, "outbox-relay")
         run_forever(stack, sweeper.run, "sweeper")
         settlements = Settlements(purchase)
@@ -59,7 +71,10 @@ def main() -> None:
             dead_letter=settlements.dead_letter,
         )
         user_service_pb2_grpc.add_UserServiceServicer_to_server(UserApi(store), server)
-        order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(store, purchase), server)
+        page_tokens = PageTokens(settings.base.page_token_key)
+        order_service_pb2_grpc.add_OrderServiceServicer_to_server(
+            OrderApi(store, purchase, page_tokens), server
+        )
         return ("ticketing.orders.v1.UserService", "ticketing.orders.v1.OrderService")
 
     run_service(settings.base, Path(__file__).parent / "migrations", setup)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 import grpc
 from loguru import logger
 
@@ -15,7 +18,8 @@ from ticketing.orders.v1 import user_service_pb2 as user_pb2
 from ticketing.orders.v1 import user_service_pb2_grpc as user_grpc
 from ticketmesh import context as call_context
 from ticketmesh import idempotency, paging
-from ticketmesh.errors import InvalidArgument, ServiceError
+from ticketmesh.errors import AlreadyExists, ServiceError
+from ticketmesh.paging import PageTokens
 
 
 async def _answer(outcome: Outcome, context: grpc.aio.ServicerContext, step: str) -> order_pb2.Order:
@@ -54,17 +58,22 @@ class UserApi(user_grpc.UserServiceServicer):
                 await idempotency.mark_replayed(context)
                 return user_pb2.User.FromString(claim.replay)
             user_id = claim.resource_id
-        async with self.store.pool.connection() as conn:
-            try:
+        try:
+            async with self.store.pool.connection() as conn, conn.transaction():
                 user = await self.store.create_user(
                     conn, user_id, request.user.email.strip(), request.user.name
                 )
-            except BaseException:
                 if key:
-                    keys.let_go_after(self.store.pool, "CreateUser", key)
-                raise
+                    await keys.finish(conn, "CreateUser", key, user.SerializeToString())
+        except AlreadyExists as err:
+            if key:  # a final answer: a repeat gets it again
+                async with self.store.pool.connection() as conn:
+                    await keys.finish_with_error(conn, "CreateUser", key, err)
+            raise
+        except BaseException:
             if key:
-                await keys.finish(conn, "CreateUser", key, user.SerializeToString())
+                keys.let_go_after(self.store.pool, "CreateUser", key)
+            raise
         return user
 
     async def GetUser(
@@ -73,10 +82,19 @@ class UserApi(user_grpc.UserServiceServicer):
         return await self.store.get_user(request.user_id)
 
 
+@dataclass(frozen=True)
+class OrdersAfter:
+    """Where a ListOrders page ended: its last order in (create_time, id) order."""
+
+    create_time: datetime
+    id: str
+
+
 class OrderApi(order_grpc.OrderServiceServicer):
-    def __init__(self, store: OrdersStore, purchase: Purchase):
+    def __init__(self, store: OrdersStore, purchase: Purchase, page_tokens: PageTokens):
         self.store = store
         self.purchase = purchase
+        self.page_tokens = page_tokens
 
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
@@ -99,18 +117,17 @@ class OrderApi(order_grpc.OrderServiceServicer):
     ) -> order_pb2.ListOrdersResponse:
         size = paging.page_size(request.page_size)
         filters = {"user_id": request.user_id, "event_id": request.event_id}
-        position = paging.decode_token(request.page_token, expect=filters)
-        after = None
-        if position is not None:
-            if not isinstance(position.get("time"), str) or not isinstance(position.get("id"), str):
-                raise InvalidArgument([("page_token", "is not a token this API gave out")])
-            after = (position["time"], position["id"])
-        orders = await self.store.list_orders(request.user_id, request.event_id, after, size + 1)
+        after = self.page_tokens.decode(request.page_token, OrdersAfter, filters)
+        orders = await self.store.list_orders(
+            request.user_id, request.event_id, (after.create_time, after.id) if after else None, size + 1
+        )
         page, more = orders[:size], len(orders) > size
         token = ""
         if more:
             last = page[-1]
-            token = paging.encode_token({**filters, "time": last.create_time.ToJsonString(), "id": last.id})
+            token = self.page_tokens.encode(
+                OrdersAfter(last.create_time.ToDatetime(tzinfo=UTC), last.id), filters
+            )
         return order_pb2.ListOrdersResponse(orders=page, next_page_token=token)
 
     async def PayOrder(

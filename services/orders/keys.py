@@ -5,6 +5,7 @@ waits for it, and a claim whose process died is taken over with the same resourc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -106,13 +107,27 @@ async def finish(conn: AsyncConnection, method: str, key: str, response: bytes) 
     )
 
 
-async def finish_with_error(pool: AsyncConnectionPool, method: str, key: str, err: ServiceError) -> None:
-    """Stores a final error answer (SOLD_OUT, NOT_FOUND): a repeat gets the same answer."""
-    async with pool.connection() as conn:
+async def finish_with_error(conn: AsyncConnection, method: str, key: str, err: ServiceError) -> None:
+    """Stores a final error answer (SOLD_OUT, NOT_FOUND, USER_EXISTS): a repeat gets the same
+    answer. Call it in the transaction that records what the failure leaves owed, if anything."""
+    await conn.execute(
+        "UPDATE idempotency_keys SET state = 'DONE', error = %s WHERE method = %s AND key = %s",
+        (err.to_status().SerializeToString(), method, key),
+    )
+
+
+async def take_over(conn: AsyncConnection, method: str, key: str) -> bool:
+    """Takes a stale claim over (its owner died or gave up), as a repeat would; False if someone
+    holds it now or it is finished."""
+    taken = await (
         await conn.execute(
-            "UPDATE idempotency_keys SET state = 'DONE', error = %s WHERE method = %s AND key = %s",
-            (err.to_status().SerializeToString(), method, key),
+            "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => %s)"
+            " WHERE method = %s AND key = %s AND state = 'IN_PROGRESS' AND locked_until < now()"
+            " RETURNING key",
+            (CLAIM_SECONDS, method, key),
         )
+    ).fetchone()
+    return taken is not None
 
 
 async def let_go(pool: AsyncConnectionPool, method: str, key: str) -> None:
@@ -126,22 +141,27 @@ async def let_go(pool: AsyncConnectionPool, method: str, key: str) -> None:
 
 def let_go_after(pool: AsyncConnectionPool, method: str, key: str) -> None:
     """let_go after an unexpected failure or a cancelled call (the database or the client went
-    away). It runs in the background, without the call's deadline, and tries again until the
-    database answers, so a retry need not wait CLAIM_SECONDS for the claim to go stale."""
+    away), in the background, so a retry need not wait CLAIM_SECONDS for the claim to go stale."""
+    in_background(lambda: let_go(pool, method, key), f"let go of request {key}")
 
-    async def release() -> None:
+
+def in_background(work: Callable[[], Awaitable[None]], what: str) -> None:
+    """Runs `work` in the background, without the call's deadline, trying again until the database
+    answers (for at most CLAIM_SECONDS: after that the sweeper finds what is left)."""
+
+    async def attempt() -> None:
         context.deadline.set(None)  # this task's own copy of the context
         give_up = asyncio.get_running_loop().time() + CLAIM_SECONDS
         while True:
             try:
-                await let_go(pool, method, key)
+                await work()
                 return
             except Exception as exc:
                 if asyncio.get_running_loop().time() > give_up:
-                    logger.warning("could not let go of request {}: {}", key, exc)
+                    logger.warning("could not {}: {}", what, exc)
                     return
             await asyncio.sleep(_RELEASE_RETRY_SECONDS)
 
-    task = asyncio.create_task(release())
+    task = asyncio.create_task(attempt())
     _releasing.add(task)
     task.add_done_callback(_releasing.discard)

@@ -4,6 +4,8 @@ transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -11,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.orders import events
-from services.orders.domain import Status
+from services.orders.domain import OwedKind, Status
 from ticketing.orders.v1 import order_service_pb2 as order_pb2
 from ticketing.orders.v1 import user_service_pb2 as user_pb2
 from ticketing.type.v1 import reservation_strategy_pb2
@@ -21,13 +23,33 @@ from ticketmesh.values import Money, timestamp
 
 _ORDER_COLUMNS = (
     "id, user_id, event_id, ticket_type, quantity, status, strategy, amount_currency, amount_units,"
-    " amount_nanos, expire_time, payment_method, charge_id, refunded, create_time, update_time, pay_key"
+    " amount_nanos, expire_time, payment_method, charge_id, refunded, create_time, update_time"
 )
+
+
+@dataclass(frozen=True)
+class PaymentAttempt:
+    """The payment under way on an order: the buyer's pay key and the gateway's charge key."""
+
+    pay_key: str
+    charge_key: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OwedWork:
+    """One row of owed work, as taken by the sweeper."""
+
+    id: int
+    kind: OwedKind
+    order_id: str
+    charge_ref: str
+    attempts: int
 
 
 def order_from_row(row: tuple[Any, ...]) -> order_pb2.Order:
     (oid, user_id, event_id, ticket_type, quantity, status, strategy, currency, units, nanos, expire_time,
-     method, charge_id, refunded, create_time, update_time, _pay_key) = row  # fmt: skip
+     method, charge_id, refunded, create_time, update_time) = row  # fmt: skip
     return order_pb2.Order(
         id=oid,
         user_id=user_id,
@@ -55,6 +77,8 @@ class OrdersStore:
     # -- users ----------------------------------------------------------------------------------
 
     async def create_user(self, conn: AsyncConnection, user_id: str, email: str, name: str) -> user_pb2.User:
+        """Inserts a user in the caller's transaction (a savepoint, so a duplicate email leaves the
+        transaction usable for storing that answer)."""
         try:
             async with conn.transaction():
                 row = await (
@@ -111,8 +135,23 @@ class OrdersStore:
         row = await self._order_row(order_id, conn, lock=lock)
         return order_from_row(row)
 
-    async def pay_key(self, order_id: str, conn: AsyncConnection) -> str:
-        return str((await self._order_row(order_id, conn))[-1])
+    async def payment_attempt(self, order_id: str, conn: AsyncConnection) -> PaymentAttempt:
+        row = await (
+            await conn.execute(
+                "SELECT pay_key, charge_key, pay_attempts FROM orders WHERE id = %s", (order_id,)
+            )
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"order {order_id} not found", reason="ORDER_NOT_FOUND")
+        return PaymentAttempt(row[0], row[1], row[2])
+
+    async def find_orders(self, order_ids: list[str]) -> dict[str, order_pb2.Order]:
+        """The orders among `order_ids` that exist, by id."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY(%s)", (order_ids,))
+            ).fetchall()
+        return {row[0]: order_from_row(row) for row in rows}
 
     async def _order_row(
         self, order_id: str, conn: AsyncConnection | None, *, lock: bool = False
@@ -128,10 +167,11 @@ class OrdersStore:
         return row
 
     async def list_orders(
-        self, user_id: str, event_id: str, after: tuple[str, str] | None, limit: int
+        self, user_id: str, event_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[order_pb2.Order]:
         """Newest first; `after` is the (create_time, id) of the last order of the previous page."""
-        where, params = ["true"], []
+        where: list[str] = ["true"]
+        params: list[Any] = []
         if user_id:
             where.append("user_id = %s")
             params.append(user_id)
@@ -139,7 +179,7 @@ class OrdersStore:
             where.append("event_id = %s")
             params.append(event_id)
         if after is not None:
-            where.append("(create_time, id) < (%s::timestamptz, %s)")
+            where.append("(create_time, id) < (%s, %s)")
             params.extend(after)
         sql = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} ORDER BY create_time DESC, id DESC LIMIT %s"
         async with self.pool.connection() as conn:
@@ -160,14 +200,32 @@ class OrdersStore:
         assert row is not None
         return order_from_row(row)
 
-    async def back_to_payable(self, order_id: str, pay_key: str) -> None:
-        """A payment attempt ended without money taken: the order may be paid again."""
-        async with self.pool.connection() as conn:
+    async def await_transfer(
+        self, conn: AsyncConnection, order_id: str, charge_id: str, term_seconds: float
+    ) -> order_pb2.Order:
+        """A bank transfer is under way: the order keeps its tickets until the payment term ends."""
+        row = await (
             await conn.execute(
-                "UPDATE orders SET status = 'PENDING_PAYMENT', pay_key = '', update_time = now()"
-                " WHERE id = %s AND status = 'PAYMENT_IN_PROGRESS' AND pay_key = %s",
-                (order_id, pay_key),
+                "UPDATE orders SET charge_id = %s, expire_time = now() + make_interval(secs => %s),"
+                f" update_time = now() WHERE id = %s RETURNING {_ORDER_COLUMNS}",
+                (charge_id, term_seconds, order_id),
             )
+        ).fetchone()
+        assert row is not None
+        return order_from_row(row)
+
+    async def back_to_payable(self, order_id: str, charge_key: str, *, voided: bool = False) -> bool:
+        """A payment attempt ended without money taken: the order may be paid again. A voided
+        attempt is counted, so that the next one is asked under a new charge key. Only the attempt
+        named by `charge_key` is undone (a later one is not this caller's)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET status = 'PENDING_PAYMENT', pay_key = '', charge_key = '',"
+                " pay_attempts = pay_attempts + %s, update_time = now()"
+                " WHERE id = %s AND status = 'PAYMENT_IN_PROGRESS' AND charge_key = %s",
+                (1 if voided else 0, order_id, charge_key),
+            )
+            return cur.rowcount == 1
 
     async def announce(self, conn: AsyncConnection, order: order_pb2.Order, request_id: str) -> None:
         """Writes the event for the order's new status to the outbox (same transaction)."""
@@ -183,11 +241,14 @@ class OrdersStore:
     # -- the sweeper's queries ------------------------------------------------------------------
 
     async def expire_due(self, conn: AsyncConnection, limit: int) -> list[order_pb2.Order]:
-        """Unpaid orders whose hold ended, now EXPIRED (in the caller's transaction)."""
+        """Unpaid orders whose hold ended, now EXPIRED (in the caller's transaction): those waiting
+        to be paid, and those waiting for a bank transfer past its payment term (their expire_time
+        is the term's end). A card payment under way is never expired: its outcome comes first."""
         rows = await (
             await conn.execute(
                 f"UPDATE orders SET status = 'EXPIRED', update_time = now() WHERE id IN ("
-                " SELECT id FROM orders WHERE status = 'PENDING_PAYMENT' AND expire_time < now()"
+                " SELECT id FROM orders WHERE expire_time < now() AND (status = 'PENDING_PAYMENT'"
+                "  OR (status = 'PAYMENT_IN_PROGRESS' AND payment_method = 'BANK_TRANSFER' AND charge_id != ''))"
                 " ORDER BY expire_time LIMIT %s FOR UPDATE SKIP LOCKED)"
                 f" RETURNING {_ORDER_COLUMNS}",
                 (limit,),
@@ -195,51 +256,110 @@ class OrdersStore:
         ).fetchall()
         return [order_from_row(row) for row in rows]
 
-    async def stuck_payments(self, grace_seconds: float, limit: int) -> list[tuple[str, str]]:
-        """(order id, pay key) of payments under way past their hold plus a grace: a process died."""
+    async def check_unresolved_payments(self, older_than_seconds: float) -> int:
+        """Owes a CHECK_PAYMENT for every card payment left under way with no outcome for longer
+        than any call to the gateway can last (its process died mid-call); returns how many."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO owed_work (kind, order_id, charge_ref)"
+                " SELECT 'CHECK_PAYMENT', id, charge_key FROM orders"
+                "  WHERE status = 'PAYMENT_IN_PROGRESS' AND charge_id = '' AND charge_key != ''"
+                "    AND update_time < now() - make_interval(secs => %s)"
+                " ON CONFLICT DO NOTHING",
+                (older_than_seconds,),
+            )
+            return cur.rowcount
+
+    # -- owed work ------------------------------------------------------------------------------
+
+    async def owe(self, conn: AsyncConnection, kind: OwedKind, order_id: str, charge_ref: str = "") -> None:
+        """Records work owed, in the transaction that makes it owed; owing it twice is owing it once."""
+        await conn.execute(
+            "INSERT INTO owed_work (kind, order_id, charge_ref) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (kind.value, order_id, charge_ref),
+        )
+
+    async def take_owed(self, limit: int, lease_seconds: float) -> list[OwedWork]:
+        """Up to `limit` rows of owed work that are due, oldest due first. Each is leased (its next
+        attempt moved `lease_seconds` ahead), so another orders process does not take it meanwhile."""
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
-                    "SELECT id, pay_key FROM orders WHERE status = 'PAYMENT_IN_PROGRESS' AND charge_id = ''"
-                    " AND expire_time < now() - make_interval(secs => %s) LIMIT %s",
-                    (grace_seconds, limit),
+                    "UPDATE owed_work SET next_attempt_time = now() + make_interval(secs => %s)"
+                    " WHERE id IN (SELECT id FROM owed_work WHERE parked_time IS NULL AND next_attempt_time <= now()"
+                    "  ORDER BY next_attempt_time, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    " RETURNING id, kind, order_id, charge_ref, attempts",
+                    (lease_seconds, limit),
                 )
             ).fetchall()
-        return [(r[0], r[1]) for r in rows]
+        return sorted((OwedWork(r[0], OwedKind(r[1]), r[2], r[3], r[4]) for r in rows), key=lambda w: w.id)
 
-    async def owed(self, limit: int) -> list[tuple[str, bool, bool, str]]:
-        """(order id, stock to release, refund due, charge id) for cancelled/expired orders."""
+    async def owed_failed(self, work_id: int, error: str, retry_in: float, park: bool) -> None:
+        """Counts a failed attempt: the row is due again after `retry_in`, or parked for good."""
         async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT id, NOT stock_released AND status IN ('CANCELLED', 'EXPIRED'), refund_due, charge_id"
-                    " FROM orders WHERE (NOT stock_released AND status IN ('CANCELLED', 'EXPIRED')) OR refund_due"
-                    " LIMIT %s",
-                    (limit,),
-                )
-            ).fetchall()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+            await conn.execute(
+                "UPDATE owed_work SET attempts = attempts + 1, last_error = %s,"
+                " next_attempt_time = now() + make_interval(secs => %s),"
+                " parked_time = CASE WHEN %s THEN now() END WHERE id = %s",
+                (error[:1000], retry_in, park, work_id),
+            )
 
-    async def mark(self, order_id: str, **flags: Any) -> None:
+    async def owed_finished(
+        self, conn: AsyncConnection, kind: OwedKind, order_id: str, charge_ref: str
+    ) -> None:
+        """Records owed work done, whoever did it (the call that made it owed, or the sweeper)."""
+        await conn.execute(
+            "DELETE FROM owed_work WHERE kind = %s AND order_id = %s AND charge_ref = %s",
+            (kind.value, order_id, charge_ref),
+        )
+
+    async def mark(self, conn: AsyncConnection, order_id: str, **flags: Any) -> None:
         sets = ", ".join(f"{name} = %s" for name in flags)
-        async with self.pool.connection() as conn:
-            await conn.execute(f"UPDATE orders SET {sets} WHERE id = %s", (*flags.values(), order_id))
+        await conn.execute(f"UPDATE orders SET {sets} WHERE id = %s", (*flags.values(), order_id))
 
-    async def stale_claims(self, older_than_seconds: float, limit: int) -> list[tuple[str, str, str]]:
-        """CreateOrder claims never finished (their process died, nobody retried)."""
+    async def mark_refunded(self, conn: AsyncConnection, order_id: str, charge_id: str) -> None:
+        """The order's own charge was given back (a refund of another charge says nothing of it)."""
+        await conn.execute(
+            "UPDATE orders SET refund_due = false, refunded = true WHERE id = %s AND charge_id = %s",
+            (order_id, charge_id),
+        )
+
+    # -- the books --------------------------------------------------------------------------------
+
+    async def books_cursor(self) -> tuple[datetime, str]:
+        """How far the books' reconciliation has read payments' charges."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT update_time, charge_id FROM books_cursor")).fetchone()
+        assert row is not None, "the migration seeds the cursor row"
+        return row[0], row[1]
+
+    async def move_books_cursor(self, update_time: datetime, charge_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE books_cursor SET update_time = %s, charge_id = %s", (update_time, charge_id)
+            )
+
+    async def stale_claims(
+        self, methods: tuple[str, ...], older_than_seconds: float, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(method, key, resource id) of claims never finished (their process died or their answer
+        was lost, and nobody retried), oldest first."""
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     "SELECT method, key, resource_id FROM idempotency_keys WHERE state = 'IN_PROGRESS'"
-                    " AND method = 'CreateOrder' AND create_time < now() - make_interval(secs => %s) LIMIT %s",
-                    (older_than_seconds, limit),
+                    " AND method = ANY(%s) AND create_time < now() - make_interval(secs => %s)"
+                    " AND locked_until < now() ORDER BY create_time LIMIT %s",
+                    (list(methods), older_than_seconds, limit),
                 )
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def forget_keys(self, older_than_seconds: float) -> None:
+        """Deletes keys older than their lifetime, whatever their state: a claim that old is no
+        longer anyone's, and a stored answer that old is no longer promised."""
         async with self.pool.connection() as conn:
             await conn.execute(
-                "DELETE FROM idempotency_keys WHERE state = 'DONE' AND create_time < now() - make_interval(secs => %s)",
+                "DELETE FROM idempotency_keys WHERE create_time < now() - make_interval(secs => %s)",
                 (older_than_seconds,),
             )

@@ -1,6 +1,6 @@
 """Hostile input for the fuzz suites (test_hostile_grpc.py, test_hostile_rest.py): hypothesis
 strategies for odd-but-valid and plainly wrong values, the outcomes a healthy mesh may give, and the
-end-of-suite checks (cases counted, services healthy, I1-I4 hold) both suites share."""
+end-of-suite checks (cases counted, services healthy, I1-I5 hold) both suites share."""
 
 from __future__ import annotations
 
@@ -278,7 +278,7 @@ def assert_healthy(stack: Stack) -> None:
 
 def assert_invariants_hold(stack: Stack, ledger: Ledger) -> None:
     """Cancels what the suite left unpaid, then waits (payments and notifications travel through
-    JetStream) until I1-I4 hold for every event the suite created."""
+    JetStream) until I1-I5 hold for every event the suite created."""
     with httpx.Client(base_url=stack.public_url, timeout=TIMEOUT, trust_env=False) as rest:
         for order_id in sorted(ledger.orders):
             reply = rest.post(f"/v1/orders/{order_id}:cancel", json={})

@@ -157,7 +157,7 @@ async def test_bank_transfer_confirms_the_order_once_it_settles(stack, rest: htt
 
 
 async def test_invariants_hold_after_a_rush_paying_half(stack, rest: httpx.AsyncClient) -> None:
-    """300 buyers for 100 seats: exactly 100 orders; half are paid, the rest expire; I1-I4 hold."""
+    """300 buyers for 100 seats: exactly 100 orders; half are paid, the rest expire; I1-I5 hold."""
     event_id = await _event(rest, 100)
     users = [await _user(rest) for _ in range(10)]
     replies = await asyncio.gather(

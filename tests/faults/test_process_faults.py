@@ -1,6 +1,6 @@
 """One process at a time taken away in the middle of a purchase load: each kind of service killed
 (SIGKILL at a random moment, then restarted), an inventory replica stopped (SIGTERM), Postgres and
-Envoy restarted. After each: I1-I4 hold, every order the buyers were told is confirmed is confirmed,
+Envoy restarted. After each: I1-I5 hold, every order the buyers were told is confirmed is confirmed,
 with one approved charge and one confirmation, and the numbers are printed."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def _confirmed_orders(database_url: str, event_id: str) -> set[str]:
 
 
 async def _comes_to_rest(stack: Stack, event_id: str, tally: Tally) -> None:
-    """Every flow finished, the database agrees with what the buyers were told, and I1-I4 hold
+    """Every flow finished, the database agrees with what the buyers were told, and I1-I5 hold
     (I2 includes one approved charge per confirmed order; I3 one confirmation each)."""
     assert tally.unfinished == [], f"flows that never got an answer: {tally.unfinished}"
     assert tally.confirmed, "the load confirmed nothing"
@@ -56,7 +56,7 @@ async def _comes_to_rest(stack: Stack, event_id: str, tally: Tally) -> None:
         return await violations(stack.database_url, [event_id]) == []
 
     await eventually(invariants_hold, 60)
-    print(f"at rest, I1-I4 hold, {time.monotonic() - started:.1f} s after the load stopped")
+    print(f"at rest, I1-I5 hold, {time.monotonic() - started:.1f} s after the load stopped")
     assert await violations(stack.database_url, [event_id]) == []
 
 
