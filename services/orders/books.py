@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from loguru import logger
 
@@ -49,7 +50,15 @@ class Books:
         if now < self._next_pass:
             return 0
         self._next_pass = now + self.interval_seconds
-        return await self.reconcile()
+        try:
+            return await self.reconcile()
+        except grpc.aio.AioRpcError as err:  # payments away: the next pass starts where this stopped
+            logger.warning(
+                "books: payments did not answer ({}); next pass in {} s",
+                err.code().name,
+                self.interval_seconds,
+            )
+            return 0
 
     async def reconcile(self) -> int:
         """One pass from where the last one stopped; returns how many charges it read."""

@@ -19,8 +19,8 @@ import httpx
 
 # Answers a careful client retries with the same request id: the mesh or a service was away or
 # busy, or the same request is still under way.
-_RETRY_STATUS = {409, 500, 502, 503, 504}
-_RETRY_PAUSE = 0.1
+RETRY_STATUS = {409, 500, 502, 503, 504}
+RETRY_PAUSE = 0.1
 # How long a flow keeps retrying after the load is told to stop, before it is reported unfinished.
 FINISH_SECONDS = 45.0
 
@@ -120,7 +120,7 @@ class PurchaseLoad:
                 return
             if created.status_code != 200:
                 self.tally.failures[f"create answered {created.status_code} {_reason(created)}"] += 1
-                await asyncio.sleep(_RETRY_PAUSE)
+                await asyncio.sleep(RETRY_PAUSE)
                 continue
             order_id = created.json()["id"]
             paid = await self._until_answered(
@@ -155,13 +155,13 @@ class PurchaseLoad:
             self.tally.requests += 1
             if elapsed > self.tally.slowest:
                 self.tally.slowest, self.tally.slowest_call = elapsed, f"{method} {path}: {what}"
-            if reply is not None and (reply.status_code not in _RETRY_STATUS or _sold_out(reply)):
+            if reply is not None and (reply.status_code not in RETRY_STATUS or _sold_out(reply)):
                 if reply.status_code == 200:
                     self.tally.answer_times.append(time.monotonic())
                 return reply
             self.tally.failures[what] += 1
             self.tally.failure_times.append(time.monotonic())
-            await asyncio.sleep(_RETRY_PAUSE)
+            await asyncio.sleep(RETRY_PAUSE)
 
 
 def _reason(reply: httpx.Response) -> str:
