@@ -53,10 +53,13 @@ async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: 
         assert first.headers["retry-after"] == "1"
         assert await _charges_reaching_payments(stack) == charges + 3
         assert await envoy_stat(stack.envoy_admin_url, "cluster.payments.upstream_rq_retry") == retries + 2
-        # The second: the fifth failure in a row opens the breaker.
+        # The second: the fifth failure in a row opens the breaker. Envoy ejects a host on its main
+        # thread, after the worker saw the fifth failure; a retry sent within that moment (retry
+        # backoff is fully jittered, so it may be immediate) still reaches the gateway.
         second, _ = await _pay(rest, orders[1])
         assert second.status_code == 503, second.text
-        assert await _charges_reaching_payments(stack) == charges + 5
+        reached = await _charges_reaching_payments(stack) - charges
+        assert reached in (5, 6), reached
         assert await _breaker_open(stack)
         opened = time.monotonic()
 
@@ -69,10 +72,10 @@ async def test_a_failing_gateway_is_retried_then_cut_off_then_used_again(stack: 
             assert _reason(reply) == "PAYMENTS_UNAVAILABLE"
             assert reply.headers["retry-after"] == str(int(EJECTION_SECONDS))
         assert statistics.median(took) < 0.05
-        assert await _charges_reaching_payments(stack) == charges + 5
+        assert await _charges_reaching_payments(stack) == charges + reached
         cut_off = await metric_total(stack, "orders", "orders_payment_calls_total", outcome="breaker_open")
-        # The second pay's last retry already found the breaker open.
-        assert cut_off == cut_off_before + 1 + len(orders[2:])
+        # The second pay's last retry already found the breaker open, unless it slipped through.
+        assert cut_off == cut_off_before + (1 if reached == 5 else 0) + len(orders[2:])
 
     # The gateway is well again (the admin API reaches it around the breaker). After the ejection
     # time, a probe gets through and every order, still payable, is paid with its own request id.
