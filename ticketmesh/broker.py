@@ -197,9 +197,24 @@ async def _consume_loop(
             messages = await sub.fetch(batch, timeout=1)
         except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
             continue
-        for index, msg in enumerate(messages):
-            with _message_context(msg, consumer):
-                await _handle_one(msg, messages[index + 1 :], consumer, handle, dead_letter, max_deliver)
+        done = 0
+        try:
+            for index, msg in enumerate(messages):
+                with _message_context(msg, consumer):
+                    await _handle_one(msg, messages[index + 1 :], consumer, handle, dead_letter, max_deliver)
+                done = index + 1
+        except asyncio.CancelledError:
+            await _hand_back(messages[done:])
+            raise
+
+
+async def _hand_back(messages: Sequence[Msg]) -> None:
+    """The process is leaving (SIGTERM) with part of a batch not done: each message is handed back
+    (nak, no delay), so another consumer takes it now rather than after ack_wait. One being handled
+    may have made its effect already; its handler is idempotent, so a redelivery changes nothing."""
+    for msg in messages:
+        with contextlib.suppress(Exception):
+            await msg.nak()
 
 
 @contextlib.contextmanager

@@ -307,3 +307,56 @@ async def test_a_dead_letter_is_stored_across_a_database_outage(infra, schema, t
     assert await _dead_letter_rows(tables) == [
         ("t", f"{root}.x", "poison", b"\xff poison", "ValueError: not an event")
     ]
+
+
+async def test_a_consumer_that_leaves_hands_its_batch_back_at_once(infra) -> None:
+    """A replica stopped mid-batch: what it fetched and had not finished goes to the other consumer
+    now, not after ack_wait (30 s here, longer than the test allows)."""
+    first_started = asyncio.Event()
+    by_second: list[str] = []
+
+    async def stuck(msg: Msg) -> None:
+        first_started.set()
+        await asyncio.Event().wait()  # handling never ends: the process leaves meanwhile
+
+    async def handle(msg: Msg) -> None:
+        by_second.append(msg.data.decode())
+
+    async def dead_letter(msg: Msg, exc: Exception) -> None:
+        raise AssertionError("nothing here is poison")
+
+    async with AsyncExitStack() as stack:
+        nc = await broker.connect(stack, infra.nats_url, "test")
+        js = nc.jetstream()
+        stream, root = await _stream(js)
+        bodies = [f"m{n}" for n in range(5)]
+        for body in bodies:
+            await js.publish(f"{root}.x", body.encode(), headers={"Nats-Msg-Id": body})
+
+        def consumer(handler: broker.Handler) -> asyncio.Task[None]:
+            return asyncio.create_task(
+                broker.consume(
+                    js,
+                    stream=stream,
+                    durable="t",
+                    subject=f"{root}.>",
+                    handle=handler,
+                    dead_letter=dead_letter,
+                    ack_wait=30.0,
+                )
+            )
+
+        leaving = consumer(stuck)
+        await asyncio.wait_for(first_started.wait(), 10)
+        leaving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leaving
+        staying = consumer(handle)
+
+        async def all_taken() -> bool:
+            return sorted(set(by_second)) == bodies
+
+        try:
+            await _until(all_taken, 10)
+        finally:
+            staying.cancel()
