@@ -97,7 +97,7 @@ class Books:
             async with self.store.pool.connection() as conn, conn.transaction():
                 if order is not None and order.status == order_pb2.Order.PAYMENT_IN_PROGRESS:
                     # Its outcome is not applied yet (long past any call): check it now.
-                    attempt = await self.store.payment_attempt(order.id, conn)
+                    _, attempt = await self.store.lock_for_payment(conn, order.id)
                     if attempt.charge_key:
                         await self.store.owe(conn, OwedKind.CHECK_PAYMENT, order.id, attempt.charge_key)
                     if attempt.charge_key == charge.key:

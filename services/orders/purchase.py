@@ -176,9 +176,8 @@ class Purchase:
         pay_key = key or new_order_id()  # without a key each call is its own attempt
         method_name = payment_method_pb2.PaymentMethod.Name(request.payment_method)
         async with self.store.pool.connection() as conn, conn.transaction():
-            order = await self.store.get_order(request.order_id, conn, lock=True)
+            order, attempt = await self.store.lock_for_payment(conn, request.order_id)
             status = Status(order_pb2.Order.Status.Name(order.status))
-            attempt = await self.store.payment_attempt(order.id, conn)
             if status is Status.CONFIRMED:
                 if key and attempt.pay_key == key:
                     return Outcome(order, replayed=True)
@@ -292,8 +291,7 @@ class Purchase:
                 )
             return Applied(order, refusal)
         async with self.store.pool.connection() as conn, conn.transaction():
-            order = await self.store.get_order(order_id, conn, lock=True)
-            attempt = await self.store.payment_attempt(order_id, conn)
+            order, attempt = await self.store.lock_for_payment(conn, order_id)
             if order.status == order_pb2.Order.CONFIRMED and order.charge_id == charge.id:
                 return Applied(order)
             status = Status(order_pb2.Order.Status.Name(order.status))

@@ -135,22 +135,30 @@ class OrdersStore:
         row = await self._order_row(order_id, conn, lock=lock)
         return order_from_row(row)
 
-    async def payment_attempt(self, order_id: str, conn: AsyncConnection) -> PaymentAttempt:
+    async def lock_for_payment(
+        self, conn: AsyncConnection, order_id: str
+    ) -> tuple[order_pb2.Order, PaymentAttempt]:
+        """The order, row-locked in the caller's transaction, with the payment under way on it."""
         row = await (
             await conn.execute(
-                "SELECT pay_key, charge_key, pay_attempts FROM orders WHERE id = %s", (order_id,)
+                f"SELECT {_ORDER_COLUMNS}, pay_key, charge_key, pay_attempts FROM orders WHERE id = %s FOR UPDATE",
+                (order_id,),
             )
         ).fetchone()
         if row is None:
             raise NotFound(f"order {order_id} not found", reason="ORDER_NOT_FOUND")
-        return PaymentAttempt(row[0], row[1], row[2])
+        return order_from_row(row[:-3]), PaymentAttempt(*row[-3:])
 
-    async def find_orders(self, order_ids: list[str]) -> dict[str, order_pb2.Order]:
-        """The orders among `order_ids` that exist, by id."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY(%s)", (order_ids,))
-            ).fetchall()
+    async def find_orders(
+        self, order_ids: list[str], conn: AsyncConnection | None = None
+    ) -> dict[str, order_pb2.Order]:
+        """The orders among `order_ids` that exist, by id (in the caller's transaction, if given)."""
+        sql = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY(%s)"
+        if conn is None:
+            async with self.pool.connection() as own:
+                rows = await (await own.execute(sql, (order_ids,))).fetchall()
+        else:
+            rows = await (await conn.execute(sql, (order_ids,))).fetchall()
         return {row[0]: order_from_row(row) for row in rows}
 
     async def _order_row(

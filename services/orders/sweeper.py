@@ -138,7 +138,7 @@ class Sweeper:
                 async with self.store.pool.connection() as conn, conn.transaction():
                     if not await keys.take_over(conn, method, key):
                         continue
-                    found = await self.store.find_orders([order_id])
+                    found = await self.store.find_orders([order_id], conn)
                     if order_id in found:
                         await keys.finish(conn, method, key, found[order_id].SerializeToString())
                         continue
