@@ -113,6 +113,10 @@ class Purchase:
         order_id = claim.resource_id
         try:
             order = await self._hold(request, order_id)
+            if method == CREATE_ORDER_UNKEYED:
+                return Outcome(
+                    await self.store.insert_order_closing_claim(order, self.hold_seconds, method, key)
+                )
             async with self.store.pool.connection() as conn, conn.transaction():
                 made = await self.store.insert_order(conn, order, self.hold_seconds)
                 await keys.finish(conn, method, key, made.SerializeToString())

@@ -27,6 +27,28 @@ _ORDER_COLUMNS = (
 )
 
 
+_INSERT_ORDER = (
+    "INSERT INTO orders (id, user_id, event_id, ticket_type, quantity, status, strategy,"
+    " amount_currency, amount_units, amount_nanos, expire_time)"
+    " VALUES (%s, %s, %s, %s, %s, 'PENDING_PAYMENT', %s, %s, %s, %s, now() + make_interval(secs => %s))"
+)
+
+
+def _order_values(order: order_pb2.Order, hold_seconds: float) -> tuple[Any, ...]:
+    return (
+        order.id,
+        order.user_id,
+        order.event_id,
+        order.ticket_type,
+        order.quantity,
+        reservation_strategy_pb2.ReservationStrategy.Name(order.strategy),
+        order.amount.currency_code,
+        order.amount.units,
+        order.amount.nanos,
+        hold_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class PaymentAttempt:
     """The payment under way on an order: the buyer's pay key and the gateway's charge key."""
@@ -106,28 +128,33 @@ class OrdersStore:
     async def insert_order(
         self, conn: AsyncConnection, order: order_pb2.Order, hold_seconds: float
     ) -> order_pb2.Order:
+        """Inserts a new order, PENDING_PAYMENT until its hold ends (in the caller's transaction)."""
         row = await (
             await conn.execute(
-                "INSERT INTO orders (id, user_id, event_id, ticket_type, quantity, status, strategy,"
-                " amount_currency, amount_units, amount_nanos, expire_time)"
-                " VALUES (%s, %s, %s, %s, %s, 'PENDING_PAYMENT', %s, %s, %s, %s, now() + make_interval(secs => %s))"
-                f" RETURNING {_ORDER_COLUMNS}",
-                (
-                    order.id,
-                    order.user_id,
-                    order.event_id,
-                    order.ticket_type,
-                    order.quantity,
-                    reservation_strategy_pb2.ReservationStrategy.Name(order.strategy),
-                    order.amount.currency_code,
-                    order.amount.units,
-                    order.amount.nanos,
-                    hold_seconds,
-                ),
+                f"{_INSERT_ORDER} RETURNING {_ORDER_COLUMNS}", _order_values(order, hold_seconds)
             )
         ).fetchone()
         assert row is not None
         return order_from_row(row)
+
+    async def insert_order_closing_claim(
+        self, order: order_pb2.Order, hold_seconds: float, method: str, key: str
+    ) -> order_pb2.Order:
+        """Inserts a new order and deletes the claim that traced its hold until now, in one
+        statement: atomic without a transaction, one round trip. For a claim no one will ask
+        again (a create without a client key): from here on the order itself is the trace."""
+        row = await self._fetch_one(
+            f"WITH made AS ({_INSERT_ORDER} RETURNING {_ORDER_COLUMNS}),"
+            " closed AS (DELETE FROM idempotency_keys WHERE method = %s AND key = %s)"
+            " SELECT * FROM made",
+            (*_order_values(order, hold_seconds), method, key),
+        )
+        assert row is not None
+        return order_from_row(row)
+
+    async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
 
     async def get_order(
         self, order_id: str, conn: AsyncConnection | None = None, *, lock: bool = False
